@@ -125,7 +125,7 @@ class Profile:
         return self.payload_bytes[(action.partition, action.bits)]
 
     def accuracy_of(self, action: Action) -> float:
-        """Validation accuracy of ``action``."""
+        """Return the validation accuracy of ``action``."""
         return self.accuracy[action]
 
     def validate(self) -> None:

@@ -1,0 +1,85 @@
+# Copyright 2026 The coinfer authors
+# SPDX-License-Identifier: Apache-2.0
+"""Checkpoints: weights-only loading, integrity checks, and the shipped model's accuracy."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from coinfer_device.checkpoint import (CheckpointError, default_checkpoint, load_checkpoint,
+                                       save_checkpoint)
+from coinfer_device.data import Preprocessing, load_fashion_mnist
+from coinfer_device.evaluation import exit_accuracies
+from coinfer_device.model import ModelSpec, MultiExitAlexNet
+
+torch.set_num_threads(1)
+SUBSET = 2000  # fixed subset: the first 2000 test images
+
+
+def test_save_load_round_trip_and_integrity(tmp_path):
+    model = MultiExitAlexNet(ModelSpec()).eval()
+    path = tmp_path / 'm.pt'
+    save_checkpoint(model, Preprocessing(), ('a',) * 10, path, {'dataset': 'x'}, half=False)
+    loaded = load_checkpoint(path)
+    x = torch.randn(1, 1, 32, 32)
+    torch.testing.assert_close(loaded.model.infer(x, 3, 2), model.infer(x, 3, 2))
+    # the tensor file is plain tensors: the safe loader accepts it on its own
+    assert isinstance(torch.load(path, weights_only=True), dict)
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(CheckpointError, match='SHA-256'):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match='cannot load weights'):
+        load_checkpoint(path, verify=False)
+    with pytest.raises(CheckpointError, match='not found'):
+        load_checkpoint(tmp_path / 'missing.pt')
+
+
+def test_metadata_must_be_ours(tmp_path):
+    model = MultiExitAlexNet(ModelSpec()).eval()
+    path = tmp_path / 'm.pt'
+    mpath = save_checkpoint(model, Preprocessing(), ('a',) * 10, path)
+    meta = json.loads(mpath.read_text())
+    meta['version'] = 99
+    mpath.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match='coinfer-model v1'):
+        load_checkpoint(path)
+
+
+def test_shipped_checkpoint_is_small_and_weights_only():
+    path = default_checkpoint()
+    assert path.stat().st_size <= 20 * 1024 * 1024
+    state = torch.load(path, weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+
+
+def test_shipped_checkpoint_matches_its_metadata_on_a_fixed_subset():
+    """Deepest exit >= 90 % over the full test set per metadata; the subset agrees within noise."""
+    loaded = load_checkpoint()
+    meta_acc = [e['test_accuracy'] for e in loaded.metadata['exits']]
+    assert meta_acc[-1] >= 0.90
+    assert meta_acc == sorted(meta_acc), 'earlier exits must be less accurate'
+    subset = load_fashion_mnist(split='test').subset(np.arange(SUBSET))
+    acc = exit_accuracies(loaded.model, subset, loaded.preprocessing)
+    for measured, recorded in zip(acc, meta_acc):
+        # binomial standard error at n=2000 is ~0.7 %; 3 % is > 4 sigma
+        assert abs(measured - recorded) < 0.03, (acc, meta_acc)
+
+
+def test_evaluate_model_cli_json():
+    out = subprocess.run(
+        [sys.executable, '-m', 'coinfer_device.evaluate_model', '--json', '--limit', '500', '--threads', '1'],
+        check=True, capture_output=True, text=True).stdout
+    result = json.loads(out)
+    assert result['images'] == 500 and [e['exit'] for e in result['exits']] == [0, 1, 2]
+    assert all(0.5 < e['accuracy'] <= 1.0 for e in result['exits'])
+
+
+def test_evaluate_model_cli_clear_error(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, '-m', 'coinfer_device.evaluate_model', '--checkpoint', str(tmp_path / 'no.pt')],
+        capture_output=True, text=True)
+    assert proc.returncode == 2 and 'not found' in proc.stderr and 'Traceback' not in proc.stderr
