@@ -1,0 +1,80 @@
+# Copyright 2026 The coinfer authors
+# SPDX-License-Identifier: Apache-2.0
+"""Workstation side: edge node, workstation CPU monitor and policy node.
+
+One robot: ``ros2 launch coinfer workstation.launch.py namespace:=robot1``.
+One edge for several robots (``robot_namespaces`` in edge.yaml) and one policy per robot:
+``ros2 launch coinfer workstation.launch.py use_policy:=false`` once, then per robot
+``ros2 launch coinfer workstation.launch.py use_edge:=false namespace:=robot1
+edge_cpu_load_topic:=/coinfer/edge/cpu_load``.
+"""
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+from launch_ros.substitutions import FindPackageShare
+
+
+def generate_launch_description():
+    """Return the workstation-side launch description."""
+    share = FindPackageShare('coinfer')
+    namespace = LaunchConfiguration('namespace')
+    edge_params_file = LaunchConfiguration('edge_params_file')
+    policy_params_file = LaunchConfiguration('policy_params_file')
+    model_path = LaunchConfiguration('model_path')
+    policy = LaunchConfiguration('policy')
+    policy_path = LaunchConfiguration('policy_path')
+    profile_path = LaunchConfiguration('profile_path')
+    use_edge = LaunchConfiguration('use_edge')
+    use_policy = LaunchConfiguration('use_policy')
+    edge_cpu_load_topic = LaunchConfiguration('edge_cpu_load_topic')
+    fastdds_profile = LaunchConfiguration('fastdds_profile')
+    log_level = LaunchConfiguration('log_level')
+
+    return LaunchDescription([
+        DeclareLaunchArgument('namespace', default_value='',
+                              description='Namespace of the edge and policy (the robot namespace for one robot)'),
+        DeclareLaunchArgument('edge_params_file',
+                              default_value=PathJoinSubstitution([share, 'config', 'edge.yaml']),
+                              description='Parameters of edge_node and edge_cpu_monitor'),
+        DeclareLaunchArgument('policy_params_file',
+                              default_value=PathJoinSubstitution([share, 'config', 'policy.yaml']),
+                              description='Parameters of policy_node'),
+        DeclareLaunchArgument('model_path', default_value='',
+                              description="Model checkpoint for edge_node ('' = the shipped model; must match the "
+                                          "robots' model); overrides the params file"),
+        DeclareLaunchArgument('policy', default_value='sacd',
+                              description="'sacd' (trained policy) or 'rule' (exhaustive search)"),
+        DeclareLaunchArgument('policy_path', default_value='',
+                              description="Trained policy file ('' = the shipped one)"),
+        DeclareLaunchArgument('profile_path', default_value='',
+                              description="Machine profile JSON ('' = the shipped one)"),
+        DeclareLaunchArgument('use_edge', default_value='true', description='Start edge_node and edge_cpu_monitor'),
+        DeclareLaunchArgument('use_policy', default_value='true', description='Start policy_node'),
+        DeclareLaunchArgument('edge_cpu_load_topic', default_value='coinfer/edge/cpu_load',
+                              description='Where the policy reads the edge CPU load (absolute when the edge runs '
+                                          'in another namespace)'),
+        DeclareLaunchArgument('fastdds_profile',
+                              default_value=PathJoinSubstitution([share, 'config', 'fastdds_profile.xml']),
+                              description='Fast DDS profile (fast rediscovery of restarted nodes)'),
+        DeclareLaunchArgument('log_level', default_value='info', description='Log level of every node'),
+        SetEnvironmentVariable('FASTRTPS_DEFAULT_PROFILES_FILE', fastdds_profile),
+        SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', fastdds_profile),
+        Node(package='coinfer', executable='edge_node', name='edge_node', namespace=namespace,
+             parameters=[edge_params_file, {'model_path': ParameterValue(model_path, value_type=str)}],
+             condition=IfCondition(use_edge), output='screen', arguments=['--ros-args', '--log-level', log_level]),
+        Node(package='coinfer', executable='cpu_monitor', name='edge_cpu_monitor', namespace=namespace,
+             parameters=[edge_params_file], condition=IfCondition(use_edge), output='screen',
+             arguments=['--ros-args', '--log-level', log_level]),
+        Node(package='coinfer', executable='policy_node', name='policy_node', namespace=namespace,
+             parameters=[policy_params_file,
+                         {'policy': ParameterValue(policy, value_type=str),
+                          'policy_path': ParameterValue(policy_path, value_type=str),
+                          'profile_path': ParameterValue(profile_path, value_type=str)}],
+             remappings=[('coinfer/edge/cpu_load', edge_cpu_load_topic)],
+             condition=IfCondition(use_policy), output='screen',
+             arguments=['--ros-args', '--log-level', log_level]),
+    ])

@@ -1,0 +1,73 @@
+# Copyright 2026 The coinfer authors
+# SPDX-License-Identifier: Apache-2.0
+"""ROS graph: two robots in two namespaces share one edge node without cross-talk."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from coinfer_device.profile import Action
+from coinfer_edge import messages as m
+from coinfer_edge.process_harness import Graph, config_file, ros_env
+from graph_support import Probe, accuracy, model_checkpoint
+
+ROBOTS = {'/r1': (Action(2, 4, 8), 0), '/r2': (Action(1, 2, 4), 5000)}
+
+
+@pytest.fixture(scope='module')
+def graph(tmp_path_factory, ros_domain_id):
+    model = model_checkpoint()
+    g = Graph(ros_env(ros_domain_id, os.environ['ROS_LOG_DIR']), tmp_path_factory.mktemp('multi-robot-logs'))
+    for ns, (_, start_index) in ROBOTS.items():
+        robot = ns.strip('/')
+        g.add(f'{robot}_camera', 'camera_node', namespace=ns, params_files=[config_file('camera.yaml')],
+              params={'rate_hz': 10.0, 'start_index': start_index, 'frame_id': f'{robot}_camera'})
+        g.add(f'{robot}_device', 'device_node', namespace=ns, params_files=[config_file('device.yaml')],
+              params={'model_path': str(model)})
+    g.add('edge', 'edge_node', params_files=[config_file('edge.yaml')],
+          params={'model_path': str(model), 'robot_namespaces': list(ROBOTS)})
+    try:
+        g.start()
+        yield g
+    finally:
+        codes = g.stop()
+    # Every node, models and threads included, ends cleanly on SIGINT.
+    assert all(code == 0 for code in codes.values()), codes
+    for label, proc in g.nodes.items():
+        assert 'Traceback' not in proc.output(), f'{label}:\n{proc.tail()}'
+
+
+def test_two_namespaces_share_one_edge_without_cross_talk(graph):
+    probe = Probe()
+    try:
+        streams = {ns: (probe.results(f'{ns}/coinfer/result'), probe.ground_truth(f'{ns}/coinfer/ground_truth'))
+                   for ns in ROBOTS}
+        for ns, (action, _) in ROBOTS.items():
+            probe.set_decision(action, f'{ns}/coinfer/decision')
+        for ns, (action, _) in ROBOTS.items():
+            results, _ = streams[ns]
+
+            def enough(items, a=action):
+                return sum(r.value.action == a and r.value.source == m.SOURCE_EDGE for r in items) >= 80
+            assert results.wait(enough, 60.0), \
+                f'{ns}: too few edge results; log:\n{graph[ns.strip("/") + "_device"].tail()}'
+        for ns, (action, _) in ROBOTS.items():
+            results, truth = streams[ns]
+            robot = ns.strip('/')
+            answered = [r for r in results.snapshot() if r.value.source == m.SOURCE_EDGE]
+            assert {r.frame_id for r in results.snapshot()} == {f'{robot}_camera'}, 'results of another robot'
+            assert {r.value.action for r in answered} == {action}, 'decisions crossed namespaces'
+            seqs = [r.value.frame_seq for r in results.snapshot()]
+            assert len(seqs) == len(set(seqs))
+            acc, n = accuracy(answered, truth.snapshot())
+            print(f'{ns}: {n} edge-answered frames, accuracy {acc:.3f}')
+            assert n >= 50 and acc > 0.7, f'{ns}: accuracy {acc:.3f} over {n} frames'
+        values = probe.wait_diagnostic('edge_node', lambda v: all(int(v.get(f'{ns}/coinfer/features answered', 0)) > 0
+                                                                  for ns in ROBOTS), 10.0)
+        for ns in ROBOTS:
+            assert int(values[f'{ns}/coinfer/features answered']) > 0
+            assert int(values[f'{ns}/coinfer/features rejected']) == 0
+    finally:
+        probe.close()

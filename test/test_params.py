@@ -1,0 +1,125 @@
+# Copyright 2026 The coinfer authors
+# SPDX-License-Identifier: Apache-2.0
+"""Node parameters: one clear error line for bad configuration, runtime changes validated, clean shutdown."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+from rcl_interfaces.msg import ParameterType
+from rclpy.parameter import Parameter
+from rclpy.parameter_client import AsyncParameterClient
+
+from coinfer_device import ros_params as rp
+from coinfer_edge.process_harness import NodeProcess, executable, ros_env
+from graph_support import Probe, wait_future
+
+
+def _write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+BAD_STARTS = {
+    'yaml_syntax': ('camera_node', lambda d: ['--params-file', _write(d, 'a.yaml', '/**/camera_node: [\n')],
+                    'invalid YAML'),
+    'no_ros_parameters': ('camera_node', lambda d: ['--params-file', _write(d, 'b.yaml', '/**/camera_node:\n  x: 1\n')],
+                          'no ros__parameters'),
+    'missing_file': ('camera_node', lambda d: ['--params-file', str(d / 'missing.yaml')], 'missing.yaml'),
+    'unknown_parameter': ('camera_node', lambda d: ['--params-file', _write(
+        d, 'c.yaml', '/**/camera_node:\n  ros__parameters:\n    rate_hz: 5.0\n    rat_hz: 5.0\n')],
+        "unknown parameter(s) rat_hz"),
+    'int_for_double': ('camera_node', lambda d: ['-p', 'rate_hz:=5'], "'rate_hz' must be a double"),
+    'out_of_range': ('link_monitor', lambda d: ['-p', 'ewma_alpha:=1.5'], "'ewma_alpha' must be <= 1"),
+    'bad_choice': ('camera_node', lambda d: ['-p', 'source:=radar'], "'source' must be one of"),
+    'bad_qos': ('cpu_monitor', lambda d: ['-p', 'qos.load.reliability:=sometimes'], "'qos.load.reliability'"),
+    'non_local_fallback': ('device_node', lambda d: ['-p', 'fallback_action:=[2, 4, 8]'], 'must be a local action'),
+    'bad_triple': ('device_node', lambda d: ['-p', 'probe_actions:=[2, 4]'], 'triples'),
+    'missing_model': ('edge_node', lambda d: ['-p', f'model_path:={d / "none.pt"}'], 'not found'),
+    'bad_namespace': ('edge_node', lambda d: ['-p', 'robot_namespaces:=["r 1"]'], 'not a valid namespace'),
+    'bad_policy_file': ('policy_node', lambda d: ['-p', f'policy_path:={d / "none.pt"}'], 'not found'),
+    'missing_source': ('camera_node', lambda d: ['-p', 'source:=video', '-p', f'path:={d / "none.avi"}'],
+                       'not found'),
+}
+
+
+@pytest.fixture(scope='module')
+def bad_starts(tmp_path_factory, ros_domain_id):
+    """Start every misconfigured node at once (they all fail fast) and collect their output."""
+    tmp = tmp_path_factory.mktemp('bad-params')
+    env = ros_env(ros_domain_id, os.environ['ROS_LOG_DIR'])
+    procs = {}
+    for case, (script, args, _) in BAD_STARTS.items():
+        procs[case] = NodeProcess([executable(script), '--ros-args', *args(tmp)], env, tmp / f'{case}.log',
+                                  case).start()
+    for proc in procs.values():
+        proc.proc.wait(120)
+        proc.stop()
+    return procs
+
+
+@pytest.mark.parametrize('case', list(BAD_STARTS))
+def test_bad_configuration_is_one_clear_line_and_exit_2(bad_starts, case):
+    proc = bad_starts[case]
+    script, _, expected = BAD_STARTS[case]
+    lines = [line for line in proc.output().splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith(f'{script}: error:')]
+    assert proc.proc.returncode == 2, proc.output()
+    assert len(errors) == 1 and expected in errors[0], proc.output()
+    assert not any('Traceback' in line for line in lines), proc.output()
+    assert not any('ready:' in line for line in lines)
+
+
+def test_descriptors_carry_type_range_and_description():
+    spec = rp.Param('rate_hz', 5.0, 'Rate', lo=0.5, hi=50.0, unit='Hz')
+    d = rp.descriptor(spec)
+    assert d.type == ParameterType.PARAMETER_DOUBLE and 'Rate' in d.description and '[Hz]' in d.description
+    assert d.floating_point_range[0].from_value == 0.5 and d.floating_point_range[0].to_value == 50.0
+    assert d.read_only and 'startup only' in d.additional_constraints
+    assert rp.descriptor(rp.Param('n', 1, 'N', lo=0)).integer_range[0].from_value == 0
+    assert rp.validate_value(rp.Param('a', [1.0], 'A', lo=0.0), [1.0, -2.0]) == 'must be >= 0, got -2.0'
+    assert rp.validate_value(rp.Param('s', ['x'], 'S'), ['x', 3]).startswith('must be a string array')
+
+
+@pytest.fixture(scope='module')
+def camera(tmp_path_factory, ros_domain_id):
+    env = ros_env(ros_domain_id, os.environ['ROS_LOG_DIR'])
+    proc = NodeProcess.node('camera_node', env, tmp_path_factory.mktemp('camera-log'), name='param_camera',
+                            params={'rate_hz': 2.0})
+    proc.start().wait_ready(60.0)
+    yield proc
+    proc.stop()
+
+
+def test_runtime_changes_are_validated_with_a_reason(camera):
+    probe = Probe('param_probe')
+    try:
+        client = AsyncParameterClient(probe.node, 'param_camera')
+        assert client.wait_for_services(15.0)
+        ok = wait_future(client.set_parameters([Parameter('rate_hz', value=4.0)])).results[0]
+        assert ok.successful, ok.reason
+        assert wait_future(client.get_parameters(['rate_hz'])).values[0].double_value == 4.0
+        for param, words in ((Parameter('rate_hz', value=5000.0), 'rate_hz'),
+                             (Parameter('rate_hz', value=3), 'type'),
+                             (Parameter('source', value='video'), 'source')):
+            result = wait_future(client.set_parameters([param])).results[0]
+            assert not result.successful and words in result.reason, result.reason
+        described = wait_future(client.describe_parameters(['rate_hz', 'source'])).descriptors
+        assert described[0].floating_point_range[0].to_value == 1000.0 and not described[0].read_only
+        assert described[1].read_only and 'fashion-mnist' in described[1].additional_constraints
+    finally:
+        probe.close()
+    assert camera.alive()
+
+
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
+def test_signals_end_nodes_cleanly(tmp_path, ros_domain_id, sig):
+    env = ros_env(ros_domain_id, os.environ['ROS_LOG_DIR'])
+    proc = NodeProcess.node('cpu_monitor', env, tmp_path, name=f'sig_{int(sig)}').start().wait_ready(60.0)
+    proc.signal(sig)
+    assert proc.proc.wait(15) == 0, proc.output()
+    proc.stop()
+    assert 'Traceback' not in proc.output()
