@@ -14,7 +14,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PURE_CORE = ['coinfer_device.model', 'coinfer_device.data', 'coinfer_device.checkpoint',
              'coinfer_device.codec', 'coinfer_device.profile', 'coinfer_device.evaluation',
-             'coinfer_device.profiler', 'coinfer_device.train_model', 'coinfer_device.evaluate_model']
+             'coinfer_device.profiler', 'coinfer_device.train_model', 'coinfer_device.evaluate_model',
+             'coinfer_edge.traces', 'coinfer_edge.env', 'coinfer_edge.sac', 'coinfer_edge.dqn',
+             'coinfer_edge.baselines', 'coinfer_edge.policy', 'coinfer_edge.train_policy',
+             'coinfer_edge.evaluate_policy']
 
 
 def _entry_points():
