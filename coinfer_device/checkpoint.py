@@ -90,22 +90,33 @@ def save_checkpoint(model: MultiExitAlexNet, preprocessing: Preprocessing,
     return mpath
 
 
-def load_checkpoint(path: Path | str | None = None, verify: bool = True) -> LoadedModel:
-    """Load a checkpoint with ``torch.load(weights_only=True)``; ``None`` = shipped one."""
-    path = Path(path) if path else default_checkpoint()
+def read_sidecar_metadata(path: Path, fmt: str, version: int, error: type[Exception],
+                          verify: bool = True) -> dict[str, Any]:
+    """Read and check the JSON metadata beside a weights file ``path``.
+
+    Raises ``error`` when either file is missing, the JSON is invalid, the format or
+    version differ, or (``verify``) the weights' SHA-256 does not match the metadata.
+    """
     mpath = metadata_path(path)
     if not path.is_file():
-        raise CheckpointError(f'checkpoint {path} not found')
+        raise error(f'{fmt} weights {path} not found')
     if not mpath.is_file():
-        raise CheckpointError(f'metadata {mpath} not found next to checkpoint {path}')
+        raise error(f'metadata {mpath} not found next to {path.name}')
     try:
         meta = json.loads(mpath.read_text())
     except json.JSONDecodeError as exc:
-        raise CheckpointError(f'{mpath}: invalid JSON: {exc}') from exc
-    if meta.get('format') != CHECKPOINT_FORMAT or meta.get('version') != CHECKPOINT_VERSION:
-        raise CheckpointError(f'{mpath}: not a {CHECKPOINT_FORMAT} v{CHECKPOINT_VERSION} file')
+        raise error(f'{mpath}: invalid JSON: {exc}') from exc
+    if meta.get('format') != fmt or meta.get('version') != version:
+        raise error(f'{mpath}: not a {fmt} v{version} file')
     if verify and meta.get('weights_sha256') != sha256_file(path):
-        raise CheckpointError(f'{path}: SHA-256 does not match {mpath.name}')
+        raise error(f'{path}: SHA-256 does not match {mpath.name}')
+    return meta
+
+
+def load_checkpoint(path: Path | str | None = None, verify: bool = True) -> LoadedModel:
+    """Load a checkpoint with ``torch.load(weights_only=True)``; ``None`` = shipped one."""
+    path = Path(path) if path else default_checkpoint()
+    meta = read_sidecar_metadata(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CheckpointError, verify)
     model = MultiExitAlexNet(ModelSpec.from_dict(meta['spec']))
     try:
         state = torch.load(path, map_location='cpu', weights_only=True)

@@ -31,7 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from coinfer_device.checkpoint import sha256_file
+from coinfer_device.checkpoint import read_sidecar_metadata, sha256_file
 from coinfer_device.profile import Action, Profile, ProfileError
 from coinfer_edge.env import (N_STATE_SCALARS, STATE_FEATURES, Decider, RewardConfig, StepView, build_state,
                               state_dim)
@@ -157,19 +157,7 @@ class TrainedPolicy:
         one the policy was trained on.
         """
         path = Path(path) if path is not None else default_policy_path()
-        mpath = path.with_suffix('.json')
-        if not path.is_file():
-            raise PolicyError(f'policy weights {path} not found')
-        if not mpath.is_file():
-            raise PolicyError(f'policy metadata {mpath} not found next to {path.name}')
-        try:
-            meta = json.loads(mpath.read_text())
-        except json.JSONDecodeError as exc:
-            raise PolicyError(f'{mpath}: invalid JSON: {exc}') from exc
-        if meta.get('format') != POLICY_FORMAT or meta.get('version') != POLICY_VERSION:
-            raise PolicyError(f'{mpath}: not a {POLICY_FORMAT} v{POLICY_VERSION} file')
-        if meta.get('weights_sha256') != sha256_file(path):
-            raise PolicyError(f'{path}: SHA-256 does not match {mpath.name}')
+        meta = read_sidecar_metadata(path, POLICY_FORMAT, POLICY_VERSION, PolicyError)
         if profile is None:
             try:
                 profile = Profile.load()
