@@ -28,13 +28,13 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
-            # ROS nodes (ros2 run coinfer <name>)
-            'camera_node = coinfer_device.camera_node:main',
-            'device_node = coinfer_device.device_node:main',
-            'cpu_monitor = coinfer_device.cpu_monitor:main',
-            'edge_node = coinfer_edge.edge_node:main',
-            'link_monitor = coinfer_edge.link_monitor:main',
-            'policy_node = coinfer_edge.policy_node:main',
+            # ROS nodes (ros2 run coinfer <name>); the light entry module makes Ctrl-C quiet during imports
+            'camera_node = coinfer_device.entry_points:camera_node',
+            'device_node = coinfer_device.entry_points:device_node',
+            'cpu_monitor = coinfer_device.entry_points:cpu_monitor',
+            'edge_node = coinfer_device.entry_points:edge_node',
+            'link_monitor = coinfer_device.entry_points:link_monitor',
+            'policy_node = coinfer_device.entry_points:policy_node',
             # tools
             'coinfer-train-model = coinfer_device.train_model:main',
             'coinfer-evaluate-model = coinfer_device.evaluate_model:main',

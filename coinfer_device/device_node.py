@@ -10,12 +10,16 @@ that publishes ``coinfer/features``.  The edge answers on ``coinfer/edge_result`
 device completes the record with round-trip timing on its own clock and publishes the one
 ``coinfer/result`` of the frame.  Frames the edge does not answer in time are re-run
 locally, repeated timeouts switch to local answers plus periodic probes until the edge
-answers again (docs/topics.md, "Device behaviour").
+answers again (docs/topics.md, "Device behaviour").  Probes also keep the link measured
+whatever the policy sends: when no small (RTT) or no large (bandwidth) message went out for
+``probe_interval_s``, the frame is also sent as a probe of that size; its answer never
+produces a second result.  With ``compute_slowdown`` k > 1 the device emulates a k-times
+slower CPU (a Raspberry Pi 4 class robot on a workstation): after running its part of the
+network it waits (k - 1) times the measured compute time.
 """
 
 from __future__ import annotations
 
-import itertools
 import queue
 import sys
 import threading
@@ -27,13 +31,14 @@ import torch
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image, JointState
-from std_msgs.msg import Header, Int32MultiArray
+from std_msgs.msg import Float32, Header, Int32MultiArray
 
 from coinfer_device import ros_params as rp
 from coinfer_device.checkpoint import load_checkpoint
-from coinfer_device.codec import FORMAT, encode_features
+from coinfer_device.codec import FORMAT, encode_features, encoded_size
 from coinfer_device.data import frame_to_input
-from coinfer_device.device_state import DecisionKeeper, EdgeTracker, Pending, check_action, is_local
+from coinfer_device.device_state import (DecisionKeeper, EdgeTracker, Pending, check_action, choose_probe,
+                                         is_local)
 from coinfer_device.image_conversion import ImageFormatError, image_msg_to_frame
 from coinfer_device.link_emulator import Bottleneck, LinkEmulator, schedule_from_params
 from coinfer_device.profile import Action
@@ -45,7 +50,8 @@ QOS = (rp.QosDefault('image', 'image_raw', 'best_effort', 1),
        rp.QosDefault('features', 'coinfer/features', 'reliable', 2),
        rp.QosDefault('decision', 'coinfer/decision', 'reliable', 1, 'transient_local'),
        rp.QosDefault('edge_result', 'coinfer/edge_result', 'reliable', 10),
-       rp.QosDefault('result', 'coinfer/result', 'reliable', 10))
+       rp.QosDefault('result', 'coinfer/result', 'reliable', 10),
+       rp.QosDefault('link', 'coinfer/link/*', 'best_effort', 1))
 
 
 def _positive_schedule(value: list[float]) -> str | None:
@@ -61,16 +67,28 @@ PARAMS = [
              'applies', lo=0.01, hi=3600.0, dynamic=True, unit='s'),
     rp.Param('fallback_action', [2, 10, 0], 'Local [exit, partition, bits] used without a fresh decision, while '
              'the edge is down and to re-run unanswered frames', check=rp.action_check),
+    rp.Param('compute_slowdown', 1.0, 'Emulate a CPU this many times slower: after the head (and the exit branch '
+             'or the encoding) the device waits (k - 1) x the measured compute time (1 = off; keep equal to the '
+             "policy's latency.device_slowdown when emulating the robot on a faster machine)", lo=1.0, hi=1000.0,
+             dynamic=True),
     rp.Param('edge_timeout_ms', 1000.0, 'A sent frame without an edge answer after this is re-run locally',
              lo=1.0, hi=600000.0, dynamic=True, unit='ms'),
     rp.Param('edge_fallback_after', 2, 'Consecutive edge timeouts that switch to local answers (edge down)',
              lo=1, hi=1000),
-    rp.Param('probe_interval_s', 0.5, 'When nothing was sent for this long, a locally answered frame is also '
-             'sent to the edge as a probe (link measurement, edge recovery); 0 = never', lo=0.0, hi=3600.0,
-             unit='s'),
-    rp.Param('probe_actions', [2, 0, 8, 2, 1, 8], 'Remote actions used for probes, cycled: flat list of '
-             '[exit, partition, bits] triples (default: 1 kB for the RTT, 32 kB for the bandwidth)',
-             check=rp.triples_check),
+    rp.Param('probe_interval_s', 0.5, 'When no small (<= probe_small_bytes) or no large (>= probe_large_bytes) '
+             'message went to the edge for this long, the frame is also sent as a probe of that size (link '
+             'measurement, edge recovery); 0 = never', lo=0.0, hi=3600.0, unit='s'),
+    rp.Param('probe_actions', [2, 0, 8, 2, 0, 32, 2, 2, 8, 2, 2, 16, 2, 1, 8], 'Remote actions probes may use: '
+             'flat list of [exit, partition, bits] triples; the smallest serves as the small probe, the large '
+             'probe is chosen by probe_target_ms (default: 1 kB; 4, 8, 16 and 32 kB)', check=rp.triples_check),
+    rp.Param('probe_small_bytes', 2048, 'Messages up to this size measure the RTT (keep equal to the link '
+             "monitor's small_payload_bytes)", lo=0, unit='bytes'),
+    rp.Param('probe_large_bytes', 4096, 'Messages from this size measure the bandwidth (keep equal to the link '
+             "monitor's min_bandwidth_payload_bytes)", lo=1, unit='bytes'),
+    rp.Param('probe_target_ms', 25.0, 'The large probe is the largest of probe_actions that serializes within '
+             'this at the measured bandwidth (coinfer/link/bandwidth_mbps, or the newest large probe\'s own when '
+             'lower), else the smallest large one; the largest while nothing is measured', lo=0.0, hi=60000.0,
+             unit='ms'),
     rp.Param('emulated_link.enabled', False, 'Delay feature messages through the in-process link emulator'),
     rp.Param('emulated_link.bandwidth_schedule_mbps', [10.0], 'Emulated bandwidth steps', check=_positive_schedule,
              unit='Mbit/s'),
@@ -103,6 +121,17 @@ class SentFrame:
     device_ms: float
     payload_bytes: int
     ready_ns: int
+
+
+@dataclass
+class DeferredProbe:
+    """A probe waiting for the answer to the frame it was made from."""
+
+    frame_stamp: int
+    seq: int
+    header: Header
+    feature: torch.Tensor
+    action: Action
 
 
 class _Sender:
@@ -142,10 +171,7 @@ class DeviceNode(Node):
         self.model, self.pre, self.class_names = loaded.model, loaded.preprocessing, loaded.class_names
         self.branch_points = list(self.model.spec.exit_branch_points)
         self.fallback_action = self._checked_action('fallback_action', self.p['fallback_action'], local=True)
-        triples = self.p['probe_actions']
-        self.probe_actions = [self._checked_action('probe_actions', triples[i:i + 3], local=False)
-                              for i in range(0, len(triples), 3)]
-        self._probe_cycle = itertools.cycle(self.probe_actions)
+        self.probe_candidates = self._probe_candidates()
         schedule = None
         if self.p['emulated_link.enabled']:
             schedule = schedule_from_params(self.p['emulated_link.bandwidth_schedule_mbps'],
@@ -154,7 +180,8 @@ class DeviceNode(Node):
 
         self.keeper = DecisionKeeper(self.fallback_action, self.p['decision_timeout_s'])
         self.tracker = EdgeTracker(self.p['edge_timeout_ms'] / 1e3, self.p['edge_fallback_after'],
-                                   self.p['probe_interval_s'])
+                                   self.p['probe_interval_s'], self.p['probe_small_bytes'],
+                                   self.p['probe_large_bytes'])
         self.c = {k: RateMeter() for k in (
             'frames_in', 'dropped_busy', 'processed', 'results_local', 'results_edge', 'edge_timeouts_rerun',
             'probes_sent', 'probes_answered', 'deadline_misses', 'rejected_images', 'rejected_decisions',
@@ -164,6 +191,14 @@ class DeviceNode(Node):
         self._last_action: Action | None = None
         self._last_fallback = -1
         self._seq = 0
+        self._stamp_lock = threading.Lock()
+        self._last_stamp = 0
+        self._measured_mbps: float | None = None  # coinfer/link/bandwidth_mbps
+        self._measured_rtt_ms = 0.0  # coinfer/link/rtt_ms
+        self._probe_mbps: float | None = None  # what the newest large probe's own round trip implies
+        self._deferred_lock = threading.Lock()
+        self._deferred: DeferredProbe | None = None
+        self._encode_s: dict[tuple[int, int], float] = {}  # newest encoding time per (partition, bits)
 
         self.features_pub = self.create_publisher(CompressedImage, 'coinfer/features', rp.qos_from(self.p, 'features'))
         self.result_pub = self.create_publisher(JointState, 'coinfer/result', rp.qos_from(self.p, 'result'))
@@ -172,6 +207,9 @@ class DeviceNode(Node):
                                  rp.qos_from(self.p, 'decision'))
         self.create_subscription(JointState, 'coinfer/edge_result', self._on_edge_result,
                                  rp.qos_from(self.p, 'edge_result'))
+        self.create_subscription(Float32, 'coinfer/link/bandwidth_mbps', self._on_bandwidth,
+                                 rp.qos_from(self.p, 'link'))
+        self.create_subscription(Float32, 'coinfer/link/rtt_ms', self._on_rtt, rp.qos_from(self.p, 'link'))
         self.create_timer(0.02, self._check_timeouts)
         rp.install_set_callback(self, PARAMS, self._on_param)
         Diagnostics(self, self._diagnostics)
@@ -202,6 +240,23 @@ class DeviceNode(Node):
             raise ParameterError(f'{self.get_fully_qualified_name()}: parameter {name!r} {action.to_list()}: {problem}')
         return action
 
+    def _probe_candidates(self) -> list[tuple[Action, int]]:
+        triples = self.p['probe_actions']
+        candidates = []
+        for i in range(0, len(triples), 3):
+            action = self._checked_action('probe_actions', triples[i:i + 3], local=False)
+            shape = (1,) + tuple(self.model.feature_shape(action.partition))
+            candidates.append((action, encoded_size(shape, action.bits)))
+        if self.p['probe_interval_s'] > 0:
+            sizes = {a.label(): n for a, n in candidates}
+            if not any(n <= self.p['probe_small_bytes'] for _, n in candidates):
+                raise ParameterError(f'{self.get_fully_qualified_name()}: parameter \'probe_actions\' has no action '
+                                     f'of at most probe_small_bytes {self.p["probe_small_bytes"]} (sizes {sizes})')
+            if not any(n >= self.p['probe_large_bytes'] for _, n in candidates):
+                raise ParameterError(f'{self.get_fully_qualified_name()}: parameter \'probe_actions\' has no action '
+                                     f'of at least probe_large_bytes {self.p["probe_large_bytes"]} (sizes {sizes})')
+        return candidates
+
     def _warm_up(self) -> None:
         s = self.model.spec
         x = torch.zeros(1, s.in_channels, s.image_size, s.image_size)
@@ -212,8 +267,9 @@ class DeviceNode(Node):
     def ready_summary(self) -> str:
         """Return the one-line description logged with the ready marker."""
         link = 'emulated link' if self.p['emulated_link.enabled'] else 'direct link'
+        slower = f', CPU emulated {self.p["compute_slowdown"]:g}x slower' if self.p['compute_slowdown'] > 1 else ''
         return (f'model {self.model.spec.exit_branch_points} exits, fallback {self.fallback_action.label()}, '
-                f'{link}, deadline {self.p["deadline_ms"]:g} ms')
+                f'{link}, deadline {self.p["deadline_ms"]:g} ms{slower}')
 
     def _on_param(self, name: str, value: Any) -> None:
         self.p[name] = value
@@ -248,6 +304,14 @@ class DeviceNode(Node):
             action = Action(action.exit, action.partition, 0)
         self.keeper.offer(action, time.monotonic())
 
+    def _on_bandwidth(self, msg: Float32) -> None:
+        if msg.data > 0:
+            self._measured_mbps = float(msg.data)
+
+    def _on_rtt(self, msg: Float32) -> None:
+        if msg.data >= 0:
+            self._measured_rtt_ms = float(msg.data)
+
     def _on_edge_result(self, msg: JointState) -> None:
         now_ns = time.monotonic_ns()
         try:
@@ -263,6 +327,11 @@ class DeviceNode(Node):
             return
         if pending.probe:
             self.c['probes_answered'].add()
+            if pending.payload_bytes >= self.p['probe_large_bytes']:
+                serialization_ms = (now_ns / 1e9 - pending.sent_at) * 1e3 - er.edge_ms - self._measured_rtt_ms
+                # Only a clearly slow probe says something (the link monitor's estimate may lag a drop).
+                self._probe_mbps = (8.0 * pending.payload_bytes / serialization_ms / 1e3
+                                    if serialization_ms > 1.0 else None)
             return
         sent: SentFrame = pending.data
         round_trip = (now_ns - sent.ready_ns) / 1e6
@@ -274,6 +343,7 @@ class DeviceNode(Node):
             total_ms=total, round_trip_ms=round_trip, payload_bytes=sent.payload_bytes,
             deadline_ms=self.p['deadline_ms'], deadline_met=total <= self.p['deadline_ms']))
         self.c['results_edge'].add()
+        self._send_deferred_probe(pending.stamp_ns)
 
     def _check_timeouts(self) -> None:
         expired, began = self.tracker.expire(time.monotonic())
@@ -337,36 +407,95 @@ class DeviceNode(Node):
         x = frame_to_input(frame, self.pre)
         header = job.msg.header
         if remote:
-            feature = self.model.head(x, action.partition)
+            feature, head_s = self._timed(lambda: self.model.head(x, action.partition))
 
             def record(device_ms: float, nbytes: int, ready_ns: int) -> SentFrame:
                 return SentFrame(header, job.received_ns, x, action, fallback, device_ms, nbytes, ready_ns)
-            self._send(seq, header, feature, action, probe=False, t0=t0, data=record)
+            stamp = self._send(seq, header, feature, action, probe=False, t0=t0, data=record, compute_s=head_s)
+            kind = self.tracker.probe_due(now)
+            if kind:  # sent once the frame is answered, so the probe never delays the frame on the link
+                probe_action = self._probe_action(kind)
+                with self._deferred_lock:
+                    self._deferred = DeferredProbe(stamp, seq, header, self._probe_head(x, probe_action),
+                                                   probe_action)
             return
-        probe = self.tracker.probe_due(now)
         self._answer_locally(seq, header, x, action, fallback, job.received_ns, t0)
-        if probe:
-            probe_action = next(self._probe_cycle)
-            self._send(seq, header, self.model.head(x, probe_action.partition), probe_action, probe=True,
-                       t0=time.perf_counter(), data=lambda *_: None)
-            self.c['probes_sent'].add()
+        kind = self.tracker.probe_due(now)
+        if kind:
+            probe_action = self._probe_action(kind)
+            self._send_probe(seq, header, self._probe_head(x, probe_action), probe_action)
+
+    def _timed(self, compute: Callable[[], Any]) -> tuple[Any, float]:
+        """Return ``compute()`` and its duration in seconds."""
+        start = time.perf_counter()
+        return compute(), time.perf_counter() - start
+
+    def _emulate_slower_cpu(self, compute_s: float) -> None:
+        """Wait (k - 1) x ``compute_s``: the extra time a ``compute_slowdown`` k times slower CPU would take."""
+        extra = (self.p['compute_slowdown'] - 1.0) * compute_s
+        if extra > 0:
+            time.sleep(extra)
+
+    def _probe_head(self, x: torch.Tensor, action: Action) -> torch.Tensor:
+        feature, head_s = self._timed(lambda: self.model.head(x, action.partition))
+        self._emulate_slower_cpu(head_s)  # on the robot the probe's head takes the CPU too
+        return feature
+
+    def _probe_action(self, kind: str) -> Action:
+        # The link monitor's estimate lags a drop by seconds; the newest probe's own round trip does not,
+        # and a probe sized for the old link would hold the slower one (and the frames behind it) for long.
+        known = [v for v in (self._measured_mbps, self._probe_mbps) if v is not None]
+        return choose_probe(kind, self.probe_candidates, self.p['probe_small_bytes'], self.p['probe_large_bytes'],
+                            min(known) if self._measured_mbps is not None else None, self.p['probe_target_ms'])
+
+    def _send_probe(self, seq: int, header: Header, feature: torch.Tensor, action: Action) -> None:
+        self._send(seq, header, feature, action, probe=True, t0=time.perf_counter(), data=lambda *_: None)
+        self.c['probes_sent'].add()
+
+    def _send_deferred_probe(self, frame_stamp: int) -> None:
+        with self._deferred_lock:
+            probe = self._deferred
+            if probe is None or probe.frame_stamp != frame_stamp:
+                return
+            self._deferred = None
+        with torch.inference_mode():
+            self._send_probe(probe.seq, probe.header, probe.feature, probe.action)
+
+    def _next_stamp(self) -> int:
+        with self._stamp_lock:  # unique: answers are matched by stamp (a frame and its probe share frame_seq)
+            self._last_stamp = max(time.monotonic_ns(), self._last_stamp + 1)
+            return self._last_stamp
 
     def _send(self, seq: int, header: Header, feature: torch.Tensor, action: Action, probe: bool, t0: float,
-              data: Callable[[float, int, int], Any]) -> None:
+              data: Callable[[float, int, int], Any], compute_s: float | None = None) -> int:
+        """Encode and hand a feature message to the sender; return its stamp.
+
+        With ``compute_s`` (the head's time) the slower CPU is emulated for the head and the
+        encoding (the latter as measured for the previous message of this size).
+        """
+        key = (action.partition, action.bits)
+        if compute_s is not None:  # before the stamp: the link monitor's round trip must not contain it
+            self._emulate_slower_cpu(compute_s + self._encode_s.get(key, 0.0))
         # The stamp goes into the message, so it is taken before encoding; the round trip is
         # counted from the end of encoding (ready_ns) so device_ms and round_trip_ms do not overlap.
-        stamp = time.monotonic_ns()
+        stamp = self._next_stamp()
+        start = time.perf_counter()
         payload = encode_features(feature, bits=action.bits, exit_point=action.exit,
                                   partition_point=action.partition, frame_seq=seq,
-                                  device_compute_ms=(time.perf_counter() - t0) * 1e3, device_stamp_ns=stamp)
+                                  device_compute_ms=(start - t0) * 1e3, device_stamp_ns=stamp)
+        if compute_s is not None:
+            self._encode_s[key] = time.perf_counter() - start
         ready_ns = time.monotonic_ns()
         device_ms = (time.perf_counter() - t0) * 1e3
-        self.tracker.sent(Pending(seq, ready_ns / 1e9, stamp, probe, data(device_ms, len(payload), ready_ns)))
+        self.tracker.sent(Pending(seq, ready_ns / 1e9, stamp, probe, payload_bytes=len(payload),
+                                  data=data(device_ms, len(payload), ready_ns)))
         self.sender.send(m.make_features_msg(payload, header, FORMAT), len(payload))
+        return stamp
 
     def _answer_locally(self, seq: int, header: Header, x: torch.Tensor, action: Action, fallback: int,
                         received_ns: int, t0: float) -> None:
-        logits = self.model.infer(x, self.branch_points[action.exit], action.exit)
+        logits, compute_s = self._timed(lambda: self.model.infer(x, self.branch_points[action.exit], action.exit))
+        self._emulate_slower_cpu(compute_s)
         probs = torch.softmax(logits[0], dim=0)
         conf, cls = torch.max(probs, dim=0)
         device_ms = (time.perf_counter() - t0) * 1e3

@@ -4,11 +4,13 @@
 
 * :class:`DecisionKeeper` holds the newest decision and says when it is too old
   (receipt time on the device clock): then the configured fallback action applies.
-* :class:`EdgeTracker` remembers every frame sent to the edge until its answer arrives.
+* :class:`EdgeTracker` remembers every message sent to the edge until its answer arrives.
   A frame without an answer after ``timeout_s`` expires (the device re-runs it locally);
   ``timeouts_to_fallback`` expiries in a row put the device in *edge-down* mode, any answer
-  ends it.  While no feature has been sent for ``probe_interval_s`` a probe is due: a frame
-  answered locally is also sent to the edge, so the link and the edge keep being measured.
+  ends it.  It also says when a *probe* is due: the link monitor needs both small messages
+  (``<= small_bytes``, for the RTT) and large ones (``>= large_bytes``, for the bandwidth), so
+  when no message of one kind went out for ``probe_interval_s`` a probe of that kind is due,
+  whatever the policy sends (nothing, small frames or large frames).
 
 Times are seconds of a monotonic clock passed in by the caller.  Thread-safe; no ROS import.
 """
@@ -74,28 +76,36 @@ class DecisionKeeper:
             return now - self._received
 
 
+PROBE_SMALL = 'small'
+PROBE_LARGE = 'large'
+
+
 @dataclass
 class Pending:
-    """A frame sent to the edge and not answered yet."""
+    """A message sent to the edge and not answered yet (``stamp_ns`` identifies it)."""
 
     seq: int
     sent_at: float
     stamp_ns: int
     probe: bool
+    payload_bytes: int = 0
     data: Any = field(default=None, repr=False)
 
 
 class EdgeTracker:
-    """Frames in flight to the edge, expiry and the edge-down state."""
+    """Messages in flight to the edge, expiry, the edge-down state and which probe is due."""
 
-    def __init__(self, timeout_s: float, timeouts_to_fallback: int, probe_interval_s: float) -> None:
+    def __init__(self, timeout_s: float, timeouts_to_fallback: int, probe_interval_s: float,
+                 small_bytes: int = 2048, large_bytes: int = 4096) -> None:
         self.timeout_s = timeout_s
         self.timeouts_to_fallback = max(1, int(timeouts_to_fallback))
         self.probe_interval_s = probe_interval_s
-        self._pending: dict[int, Pending] = {}
+        self.small_bytes = small_bytes
+        self.large_bytes = large_bytes
+        self._pending: dict[int, Pending] = {}  # by stamp: a frame and its probe share a frame_seq
         self._lock = threading.Lock()
         self._consecutive = 0
-        self._last_sent = -float('inf')
+        self._last_sent = {PROBE_SMALL: -float('inf'), PROBE_LARGE: -float('inf')}
         self.edge_down = False
         self.answered_total = 0
         self.expired_total = 0
@@ -105,21 +115,24 @@ class EdgeTracker:
     def sent(self, pending: Pending) -> None:
         """Record a frame (or probe) handed to the link."""
         with self._lock:
-            self._pending[pending.seq] = pending
-            self._last_sent = pending.sent_at
+            self._pending[pending.stamp_ns] = pending
+            if pending.payload_bytes <= self.small_bytes:
+                self._last_sent[PROBE_SMALL] = max(self._last_sent[PROBE_SMALL], pending.sent_at)
+            if pending.payload_bytes >= self.large_bytes:
+                self._last_sent[PROBE_LARGE] = max(self._last_sent[PROBE_LARGE], pending.sent_at)
 
     def answered(self, seq: int, stamp_ns: int) -> tuple[Pending | None, bool]:
         """Match an edge answer; return ``(pending or None, edge_came_back)``.
 
-        An answer whose echoed stamp differs from the one sent (a stale answer meant for an
-        earlier run of the device) is treated as unknown.
+        An answer whose echoed stamp matches nothing sent (a stale answer meant for an earlier
+        run of the device) or whose frame number differs is treated as unknown.
         """
         with self._lock:
-            p = self._pending.get(seq)
-            if p is None or p.stamp_ns != stamp_ns:
+            p = self._pending.get(stamp_ns)
+            if p is None or p.seq != seq:
                 self.unknown_answers += 1
                 return None, False
-            del self._pending[seq]
+            del self._pending[stamp_ns]
             self.answered_total += 1
             self._consecutive = 0
             came_back = self.edge_down
@@ -131,7 +144,7 @@ class EdgeTracker:
         with self._lock:
             late = [p for p in self._pending.values() if now - p.sent_at > self.timeout_s]
             for p in late:
-                del self._pending[p.seq]
+                del self._pending[p.stamp_ns]
             self.expired_total += len(late)
             self._consecutive += len(late)
             began = False
@@ -139,14 +152,42 @@ class EdgeTracker:
                 self.edge_down = True
                 self.fallback_entries += 1
                 began = True
-            return sorted(late, key=lambda p: p.seq), began
+            return sorted(late, key=lambda p: (p.seq, p.stamp_ns)), began
 
-    def probe_due(self, now: float) -> bool:
-        """Return whether nothing was sent for ``probe_interval_s`` (0 disables probes)."""
+    def probe_due(self, now: float) -> str | None:
+        """Return the kind of probe due now (:data:`PROBE_SMALL` / :data:`PROBE_LARGE`) or ``None``.
+
+        A kind is due when no message of that size went out for ``probe_interval_s``; when both
+        are, the one missing for longer (small first, the RTT is the bandwidth's reference).
+        ``probe_interval_s`` 0 disables probes.
+        """
         with self._lock:
-            return self.probe_interval_s > 0 and now - self._last_sent >= self.probe_interval_s
+            if self.probe_interval_s <= 0:
+                return None
+            due = [k for k in (PROBE_SMALL, PROBE_LARGE) if now - self._last_sent[k] >= self.probe_interval_s]
+            return min(due, key=lambda k: self._last_sent[k]) if due else None
 
     def in_flight(self) -> int:
         """Return the number of frames waiting for an answer."""
         with self._lock:
             return len(self._pending)
+
+
+def choose_probe(kind: str, candidates: Sequence[tuple[Action, int]], small_bytes: int, large_bytes: int,
+                 bandwidth_mbps: float | None, target_ms: float) -> Action:
+    """Return the probe action of ``kind`` among ``(action, payload bytes)`` candidates.
+
+    Small: the smallest candidate (``<= small_bytes``).  Large: the largest candidate
+    (``>= large_bytes``) that serializes within ``target_ms`` at the measured bandwidth, so the
+    serialization stands out of the scheduling noise on a fast link without holding a slow
+    link for long; the smallest large one when none fits, the largest one while nothing is
+    measured (any link then gives a measurable first sample).
+    """
+    if kind == PROBE_SMALL:
+        fitting = [c for c in candidates if c[1] <= small_bytes]
+        return min(fitting, key=lambda c: c[1])[0]
+    large = sorted((c for c in candidates if c[1] >= large_bytes), key=lambda c: c[1])
+    if bandwidth_mbps is None or bandwidth_mbps <= 0:
+        return large[-1][0]
+    fits = [c for c in large if 8.0 * c[1] / (bandwidth_mbps * 1e3) <= target_ms]
+    return (fits[-1] if fits else large[0])[0]

@@ -4,13 +4,15 @@
 
 :func:`run_node` is the body of each console script's ``main``: it checks the params
 files first (a YAML error becomes one clear line), builds the node (model loads happen
-here, before the ``ready`` line), spins, and ends without a traceback on SIGINT or
-SIGTERM.  Configuration errors exit with status 2 and one ``<prog>: error: ...`` line.
+here, before the ``ready`` line), spins, and ends without a traceback and with status 0 on
+SIGINT or SIGTERM at any moment (:mod:`coinfer_device.entry_points` covers the imports before
+it runs).  Configuration errors exit with status 2 and one ``<prog>: error: ...`` line.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 import threading
@@ -28,6 +30,7 @@ from coinfer_device.ros_params import ParameterError
 
 READY_MARKER = 'ready:'
 EXIT_CONFIG_ERROR = 2
+EXIT_STOPPED = 0
 
 
 class StartupError(RuntimeError):
@@ -70,6 +73,22 @@ def check_params_file(path: str) -> str | None:
     return None
 
 
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def hand_signals_to_ros() -> None:
+    """Let SIGINT and SIGTERM raise ``KeyboardInterrupt`` (main thread only).
+
+    ``rclpy.init`` then installs its own handlers, which shut the context down and call these
+    (so SIGTERM behaves like SIGINT); until then the interrupt stops whatever runs.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM))  # see entry_points
+
+
 def run_node(make_node: Callable[[], Node], args: Sequence[str] | None = None, threads: int = 1) -> int:
     """Start ROS, build the node, spin until SIGINT/SIGTERM; return the process exit status."""
     args = list(sys.argv if args is None else args)
@@ -79,8 +98,12 @@ def run_node(make_node: Callable[[], Node], args: Sequence[str] | None = None, t
         if problem:
             print(f'{prog}: error: {problem}', file=sys.stderr, flush=True)
             return EXIT_CONFIG_ERROR
+    hand_signals_to_ros()
     try:
         rclpy.init(args=args)
+    except KeyboardInterrupt:
+        rclpy.try_shutdown()
+        return EXIT_STOPPED
     except Exception as exc:  # noqa: BLE001 - rcl raises RCLError for any bad argument
         print(f'{prog}: error: cannot start ROS: {_first_line(exc)}', file=sys.stderr, flush=True)
         return EXIT_CONFIG_ERROR
@@ -108,7 +131,7 @@ def run_node(make_node: Callable[[], Node], args: Sequence[str] | None = None, t
                 close()
             node.destroy_node()
         rclpy.try_shutdown()
-    return 0
+    return EXIT_STOPPED
 
 
 def _first_line(exc: BaseException) -> str:

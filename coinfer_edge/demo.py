@@ -17,26 +17,29 @@ See docs/demo.md.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
-import re
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, Container, Sequence
+from typing import Any, Sequence
+
+import yaml
 
 from coinfer_device.link_emulator import BandwidthSchedule
+from coinfer_device.slowdown import Calibration, matched_slowdown, per_frame_ms
 from coinfer_edge import messages as m
 from coinfer_edge.demo_report import (FALLBACK_WORDS, FrameRecord, format_summary, summarize, write_plots,
                                       write_records, write_summary)
-from coinfer_edge.process_harness import READY_MARKER, Graph, NodeProcess, clean_stale_shm, config_file, ros_env
+from coinfer_edge.process_harness import (Graph, NodeStartError, StartInterrupted, clean_stale_shm, config_file,
+                                          ros_env)
 
 PROG = 'coinfer-demo'
 DEFAULT_SCHEDULE_MBPS = (20.0, 2.0, 0.5, 10.0)
@@ -47,7 +50,6 @@ DOMAIN_RANGE = (10, 100)
 # Receivers first, then the device and the camera: the device's first probes then find a
 # running edge instead of one still loading (a slow first round trip skews the link estimate).
 STARTUP_PHASES = (('edge', 'edge_cpu_monitor', 'policy', 'link_monitor'), ('cpu_monitor', 'device', 'camera'))
-_LOG_STAMP = re.compile(r'^\[\w+\] \[(\d+\.\d+)\]')
 
 
 class DemoError(RuntimeError):
@@ -80,6 +82,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help='seconds per bandwidth step (default: duration / number of steps)')
     parser.add_argument('--rtt-ms', type=float, default=DEFAULT_RTT_MS,
                         help=f'round-trip time of the emulated link (default {DEFAULT_RTT_MS:g})')
+    parser.add_argument('--compute-slowdown', type=float, default=None, metavar='K',
+                        help='emulate a K times slower robot CPU in the device node (default: calibrated so that '
+                        "the device compute equals the policy's latency model, i.e. latency.device_slowdown (6) "
+                        "times the profile's timings; 1 = this machine as is)")
     parser.add_argument('--model', type=Path, default=None,
                         help='checkpoint for device and edge (default: the shipped one)')
     parser.add_argument('--profile', type=Path, default=None,
@@ -97,6 +103,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error('--step-s must be > 0')
     if args.rtt_ms < 0:
         parser.error('--rtt-ms must be >= 0')
+    if args.compute_slowdown is not None and not 1.0 <= args.compute_slowdown <= 1000.0:
+        parser.error('--compute-slowdown must be in 1..1000')
     if args.domain_id is not None and not 0 <= args.domain_id <= 232:
         parser.error('--domain-id must be in 0..232')
     return args
@@ -159,6 +167,42 @@ def resolve_inputs(args: argparse.Namespace) -> tuple[str, list[str]]:
     return policy, notes
 
 
+def policy_device_slowdown(policy: str, policy_file: Path | None) -> float:
+    """Return the robot CPU slowdown the policy assumes (``latency.device_slowdown``).
+
+    SAC-d: the latency model it was trained with (its ``.json``); rule: ``config/policy.yaml``.
+    """
+    try:
+        if policy == 'sacd':
+            meta = json.loads(Path(policy_file or shipped_assets()['policy']).with_suffix('.json').read_text())
+            return float(meta['latency_model']['device_slowdown'])
+        doc = yaml.safe_load(config_file('policy.yaml').read_text())
+        return float(doc['/**/policy_node']['ros__parameters']['latency.device_slowdown'])
+    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
+        raise DemoError(f'cannot read the device slowdown the {policy} policy assumes ({exc}); pass '
+                        '--compute-slowdown') from exc
+
+
+def calibrate_slowdown(device_slowdown: float, args: argparse.Namespace) -> Calibration:
+    """Return the device's ``compute_slowdown`` at which its compute matches the policy's latency model.
+
+    Times the full network here once per camera period (as the device node runs it) against
+    the profile's time for it (:mod:`coinfer_device.slowdown`).
+    """
+    import torch
+
+    from coinfer_device.checkpoint import load_checkpoint
+    from coinfer_device.profile import Action, Profile
+
+    torch.set_num_threads(1)  # as the device node (torch_threads: 1)
+    model = load_checkpoint(args.model).model
+    profile = Profile.load(args.profile)
+    last = len(profile.branch_points) - 1
+    profiled = profile.device_compute_ms(Action(last, profile.branch_points[last], 0))
+    measured = per_frame_ms(model, min(1.0 / args.rate_hz, 0.1))
+    return matched_slowdown(device_slowdown, profiled, measured)
+
+
 def default_out() -> Path:
     """Return ``results/demo-<timestamp>`` under the current folder."""
     return Path('results') / f'demo-{datetime.now().strftime("%Y%m%d-%H%M%S")}'
@@ -168,7 +212,7 @@ def default_out() -> Path:
 
 
 def build_graph(args: argparse.Namespace, policy: str, schedule: BandwidthSchedule, env: dict[str, str],
-                log_dir: Path) -> Graph:
+                log_dir: Path, compute_slowdown: float) -> Graph:
     """Return the node processes (not started): the launch files' nodes, params files and overrides."""
     model = {'model_path': str(args.model)} if args.model else {}
     profile = {'profile_path': str(args.profile)} if args.profile else {}
@@ -186,73 +230,10 @@ def build_graph(args: argparse.Namespace, policy: str, schedule: BandwidthSchedu
         **model, 'emulated_link.enabled': True,
         'emulated_link.bandwidth_schedule_mbps': [float(v) for v in schedule.mbps],
         'emulated_link.step_s': float(schedule.step_s), 'emulated_link.loop': schedule.loop,
-        'emulated_link.rtt_ms': float(args.rtt_ms)})
+        'emulated_link.rtt_ms': float(args.rtt_ms), 'compute_slowdown': float(compute_slowdown)})
     g.add('camera', 'camera_node', name='camera_node', params_files=[config_file('camera.yaml')],
           params={'rate_hz': float(args.rate_hz)})
     return g
-
-
-def wait_all_ready(graph: Graph, labels: Sequence[str], stop: threading.Event, timeout: float) -> dict[str, float]:
-    """Wait for the ready line of each node in ``labels``; return its time on this process's monotonic clock.
-
-    The time comes from the ROS log stamp of the ready line (wall clock, converted), so
-    it is exact even when this process notices the line late.
-    """
-    deadline = time.monotonic() + timeout
-    ready: dict[str, float] = {}
-    while len(ready) < len(labels):
-        for label in labels:
-            proc = graph[label]
-            if label in ready:
-                continue
-            match = proc.wait_for(re.escape(READY_MARKER), 0.0)
-            if match is not None:
-                ready[label] = _line_time(match.string)
-            elif not proc.alive() and proc.wait_for(re.escape(READY_MARKER), 0.5) is None:
-                raise DemoError(f'{label} exited with status {proc.proc.returncode} before it was ready; '
-                                f'its log:\n{proc.tail(15)}')
-        if stop.is_set():
-            raise KeyboardInterrupt
-        if time.monotonic() > deadline:
-            late = ', '.join(k for k in labels if k not in ready)
-            raise DemoError(f'not ready after {timeout:g} s: {late}')
-        if len(ready) < len(labels):
-            stop.wait(0.1)
-    return ready
-
-
-def _line_time(line: str) -> float:
-    match = _LOG_STAMP.match(line.strip())
-    now_mono = time.monotonic()
-    if match is None:
-        return now_mono
-    return now_mono - max(time.time() - float(match.group(1)), 0.0)
-
-
-def stop_all(procs: Sequence[NodeProcess], ready: Container[str], int_timeout: float = 8.0,
-             term_timeout: float = 4.0) -> dict[str, int | None]:
-    """Stop all node processes at once: SIGINT, then SIGTERM, then SIGKILL; return exit statuses.
-
-    A node that is not ready yet gets SIGTERM first: it may still be importing, where
-    SIGINT would print a KeyboardInterrupt traceback, while SIGTERM ends it quietly.
-    """
-    first = True
-    for sig, timeout in ((signal.SIGINT, int_timeout), (signal.SIGTERM, term_timeout), (signal.SIGKILL, 5.0)):
-        running = [p for p in procs if p.alive()]
-        if not running:
-            break
-        for p in running:
-            p.signal(signal.SIGTERM if first and p.label not in ready else sig)
-        first = False
-        deadline = time.monotonic() + timeout
-        for p in running:
-            try:
-                p.proc.wait(max(deadline - time.monotonic(), 0.01))
-            except subprocess.TimeoutExpired:
-                pass
-    for p in procs:
-        p.wait_for(r'(?!)', 2.0)  # never matches: returns once the exited process's log is fully read
-    return {p.label: None if p.proc is None else p.proc.returncode for p in procs}
 
 
 # --------------------------------------------------------------------------- monitor node
@@ -470,19 +451,29 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
     for key in set(os.environ) - set(env):  # this process's own DDS participant uses the same settings
         del os.environ[key]
     os.environ.update(env)
+    assumed = policy_device_slowdown(policy, args.policy_file)
+    calibration = None if args.compute_slowdown is not None else calibrate_slowdown(assumed, args)
+    slowdown = args.compute_slowdown if calibration is None else round(calibration.compute_slowdown, 2)
     step_s = args.step_s or args.duration / len(args.link_mbps)
     schedule = BandwidthSchedule(tuple(args.link_mbps), step_s, loop=True)
     config = {'duration_s': args.duration, 'rate_hz': args.rate_hz, 'policy': policy, 'domain_id': domain,
-              'link_mbps': list(schedule.mbps), 'step_s': step_s, 'rtt_ms': args.rtt_ms,
+              'link_mbps': list(schedule.mbps), 'step_s': step_s, 'rtt_ms': args.rtt_ms, 'compute_slowdown': slowdown,
+              'policy_device_slowdown': assumed,
+              'calibration': None if calibration is None else {'per_frame_ms': calibration.measured_ms,
+                                                               'profiled_ms': calibration.profiled_ms},
               'model': str(args.model or 'shipped'), 'profile': str(args.profile or 'shipped'),
               'policy_file': str(args.policy_file or 'shipped') if policy == 'sacd' else None,
               'out': str(out)}
     print(f'{PROG}: ROS_DOMAIN_ID={domain}, policy {policy}, {args.rate_hz:g} Hz Fashion-MNIST replay, emulated '
           f'link {" -> ".join(f"{v:g}" for v in schedule.mbps)} Mbit/s every {step_s:g} s (RTT {args.rtt_ms:g} ms), '
-          f'{args.duration:g} s; node logs in {log_dir}', flush=True)
+          f'device CPU emulated {slowdown:g}x slower, {args.duration:g} s; node logs in {log_dir}', flush=True)
+    if calibration is not None:
+        print(f'device CPU: the policy assumes {assumed:g}x the profile\'s compute; one full inference per frame takes '
+              f'{calibration.measured_ms:.2f} ms here against {calibration.profiled_ms:.2f} ms profiled, so the device '
+              f'emulates {slowdown:g}x (--compute-slowdown to choose)', flush=True)
 
     clean_stale_shm()
-    graph = build_graph(args, policy, schedule, env, log_dir)
+    graph = build_graph(args, policy, schedule, env, log_dir, slowdown)
     monitor = None
     status = StatusLine()
     t0 = end = None
@@ -492,9 +483,7 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
         monitor = Monitor()
         for phase in STARTUP_PHASES:
             print(f'starting {", ".join(graph[k].label for k in phase)} ...', flush=True)
-            for label in phase:
-                graph[label].start()
-            ready.update(wait_all_ready(graph, phase, stop, STARTUP_TIMEOUT_S))
+            ready.update(graph.start(phase, STARTUP_TIMEOUT_S, stop))
         t0 = ready['device']  # the emulated link's schedule starts when the device node is ready
         print(f'all {len(ready)} nodes ready; running for {args.duration:g} s, Ctrl-C to stop early', flush=True)
         while True:
@@ -511,18 +500,20 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
                 interrupted = True
                 break
         end = time.monotonic()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, StartInterrupted):
         interrupted, end = True, time.monotonic()
+    except NodeStartError as exc:
+        raise DemoError(f'a node did not start: {exc}') from exc
     finally:
         status.done()
         if interrupted:
             print('interrupted: stopping the nodes', flush=True)
-        codes = stop_all(list(reversed(list(graph.nodes.values()))), ready)
+        codes = graph.stop(int_timeout=8.0, term_timeout=4.0)
         if monitor is not None:
             snap = monitor.snapshot()
             monitor.close()
         clean_stale_shm()
-    bad = {k: v for k, v in codes.items() if v not in (0, None) and k in ready}
+    bad = {k: v for k, v in codes.items() if v not in (0, None)}
     if bad:
         print(f'note: node exit statuses {bad} (logs in {log_dir})', flush=True)
     if t0 is None:

@@ -39,12 +39,17 @@ PARAMS = [
     rp.Param('small_payload_bytes', 2048, 'Samples up to this size estimate the RTT', lo=0, unit='bytes'),
     rp.Param('min_bandwidth_payload_bytes', 4096, 'Samples from this size estimate the bandwidth', lo=1,
              unit='bytes'),
-    rp.Param('min_serialization_ms', 0.05, 'Transfer minus RTT below this means faster than resolvable',
+    rp.Param('min_serialization_ms', 0.5, 'Resolution floor: a serialization time (large minus small messages) '
+             'below this, or below the spread of the small messages, only bounds the bandwidth from below',
              lo=0.0, hi=1000.0, unit='ms'),
     rp.Param('max_bandwidth_mbps', 1000.0, 'Upper bound of the bandwidth estimate', lo=0.001, hi=1e6,
              unit='Mbit/s'),
-    rp.Param('quantile', 0.25, 'Quantile of the windowed samples used for RTT (and 1 - quantile for bandwidth); '
-             '0.5 = median, lower = steadier under load', lo=0.01, hi=0.5),
+    rp.Param('recent_samples', 16, 'Per payload size, only the newest this many samples of the window are used',
+             lo=1, hi=10000),
+    rp.Param('quantile', 0.25, 'Quantile of the transfer times of each payload size (0.5 = median, lower = '
+             'steadier under load); the spread between it and 1 - quantile is the noise level', lo=0.01, hi=0.5),
+    rp.Param('rtt_quantile', 0.5, 'Quantile of the newest small messages\' transfer times published as the RTT: '
+             'the round trip a frame typically sees', lo=0.01, hi=0.99),
     rp.Param('stale_after_s', 5.0, 'Diagnostics warn when the newest sample is older than this', lo=0.1,
              hi=3600.0, unit='s'),
 ] + rp.qos_params(QOS)
@@ -61,7 +66,8 @@ class LinkMonitor(Node):
             small_payload_bytes=self.p['small_payload_bytes'],
             min_bandwidth_payload_bytes=self.p['min_bandwidth_payload_bytes'],
             min_serialization_ms=self.p['min_serialization_ms'], max_bandwidth_mbps=self.p['max_bandwidth_mbps'],
-            quantile=self.p['quantile']))
+            quantile=self.p['quantile'], recent_samples=self.p['recent_samples'],
+            rtt_quantile=self.p['rtt_quantile']))
         link_qos = rp.qos_from(self.p, 'link')
         self.bw_pub = self.create_publisher(Float32, 'coinfer/link/bandwidth_mbps', link_qos)
         self.rtt_pub = self.create_publisher(Float32, 'coinfer/link/rtt_ms', link_qos)
@@ -96,7 +102,8 @@ class LinkMonitor(Node):
             self.warn.event(f'round trip {round_trip:.0f} ms is implausible: the link monitor must run on the '
                             f'device\'s machine (same monotonic clock)')
             return
-        self.estimator.add(LinkSample(now_ns / 1e9, er.payload_bytes, max(round_trip - er.edge_ms, 0.0)))
+        self.estimator.add(LinkSample(now_ns / 1e9, er.payload_bytes, max(round_trip - er.edge_ms, 0.0),
+                                      sent_t=er.device_stamp_ns / 1e9))
         self.samples.add()
 
     def _publish(self) -> None:
@@ -115,6 +122,7 @@ class LinkMonitor(Node):
                   'last_sample_age_s': age,
                   'bandwidth_mbps': self.estimator.bandwidth_mbps if self.estimator.bandwidth_mbps is not None
                   else 'none yet',
+                  'bandwidth_resolved': self.estimator.resolved,
                   'rtt_ms': self.estimator.rtt_ms if self.estimator.rtt_ms is not None else 'none yet'}
         message = 'no recent samples (nothing sent to the edge?)' if stale else 'ok'
         return level_of([(stale, DiagnosticStatus.WARN)]), message, values

@@ -5,7 +5,8 @@
 ``ros2 launch`` is not installable from the package index, so tests and the demo start
 the same console scripts with the same ``--ros-args`` (params files, ``-p`` overrides,
 name, namespace, remaps) as the launch files.  A :class:`NodeProcess` captures the node's
-log, waits for its ``ready:`` line and stops it with SIGINT -> SIGTERM -> SIGKILL.
+log, waits for its ``ready:`` line (and knows when it was logged) and stops it with SIGINT ->
+SIGTERM -> SIGKILL; a :class:`Graph` starts a set of them and stops them all in parallel.
 :func:`ros_env` builds a safe environment (loopback-only discovery, private domain,
 log dir, asynchronous publication).  This module imports no ROS package.
 """
@@ -27,6 +28,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import yaml
 
 READY_MARKER = 'ready:'
+# A ROS console line starts with "[LEVEL] [seconds.nanoseconds] [logger]: ..." (wall clock).
+_LOG_STAMP = re.compile(r'^\[\w+\] \[(\d+\.\d+)\]')
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = 'coinfer'
 FASTDDS_PROFILE = 'fastdds_profile.xml'
@@ -36,6 +39,23 @@ FASTDDS_PROFILE_VARS = ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFI
 
 class NodeStartError(RuntimeError):
     """A node process exited or did not become ready in time; the message holds its log tail."""
+
+
+class StartInterrupted(NodeStartError):
+    """Waiting for nodes to become ready was cancelled (``stop`` event set)."""
+
+
+def log_line_time(line: str, now_monotonic: float | None = None) -> float:
+    """Return when a ROS log line was logged, on this process's monotonic clock.
+
+    The line's own time stamp (wall clock) is converted, so the result is exact even when the
+    line is read late; a line without a stamp counts as logged now.
+    """
+    now = time.monotonic() if now_monotonic is None else now_monotonic
+    match = _LOG_STAMP.match(line.strip())
+    if match is None:
+        return now
+    return now - max(time.time() - float(match.group(1)), 0.0)
 
 
 def ros_env(domain_id: int, log_dir: str | os.PathLike, base: Mapping[str, str] | None = None,
@@ -156,16 +176,27 @@ def ros_args(name: str | None = None, namespace: str | None = None, params_files
     return args
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 class NodeProcess:
-    """One node process with its captured log."""
+    """One node process with its captured log.
+
+    ``defer_stop_signals``: start the process with SIGINT and SIGTERM blocked, for programs
+    that unblock them once their handlers are in place (the coinfer node console scripts,
+    :mod:`coinfer_device.entry_points`): a stop that arrives while the interpreter itself
+    is still starting then waits for those handlers and ends the node quietly.
+    """
 
     def __init__(self, command: Sequence[str], env: Mapping[str, str], log_path: str | os.PathLike | None = None,
-                 label: str | None = None) -> None:
+                 label: str | None = None, defer_stop_signals: bool = False) -> None:
         self.command = list(command)
+        self.defer_stop_signals = defer_stop_signals
         self.label = label or Path(self.command[0]).name
         self.env = dict(env)
         self.log_path = Path(log_path) if log_path else None
         self.lines: list[str] = []
+        self.ready_at: float | None = None  # monotonic time of the ready line
         self._lock = threading.Lock()
         self._new_line = threading.Condition(self._lock)
         self.proc: subprocess.Popen | None = None
@@ -177,25 +208,41 @@ class NodeProcess:
         """Build the process of console script ``script`` with :func:`ros_args` keyword arguments."""
         label = label or ros.get('name') or script
         log_path = Path(log_dir) / f'{label.strip("/").replace("/", "_")}.log' if log_dir else None
-        return cls([executable(script)] + ros_args(**ros), env, log_path, label)
+        return cls([executable(script)] + ros_args(**ros), env, log_path, label, defer_stop_signals=True)
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> 'NodeProcess':
         """Start the process (stdout and stderr captured together)."""
         self.lines = []
-        self.proc = subprocess.Popen(self.command, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True)
+        self.ready_at = None
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        # The child inherits this thread's signal mask; the parent's own signals wait meanwhile.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS) if self.defer_stop_signals else None
+        try:
+            self.proc = subprocess.Popen(self.command, env=self.env, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                                         start_new_session=True)
+        finally:
+            if blocked is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         self._reader = threading.Thread(target=self._read, args=(self.proc,), daemon=True)
         self._reader.start()
         return self
 
     def _read(self, proc: subprocess.Popen) -> None:
-        log = open(self.log_path, 'a') if self.log_path else None
+        try:
+            log = open(self.log_path, 'a') if self.log_path else None
+        except OSError as exc:  # keep reading (a full pipe would stall the node), just do not save
+            self.lines.append(f'[process_harness] cannot write {self.log_path}: {exc}')
+            log = None
         try:
             for line in proc.stdout:
                 with self._new_line:
                     self.lines.append(line.rstrip('\n'))
+                    if self.ready_at is None and READY_MARKER in line:
+                        self.ready_at = log_line_time(line)
                     self._new_line.notify_all()
                 if log:
                     log.write(line)
@@ -246,10 +293,20 @@ class NodeProcess:
     def wait_ready(self, timeout: float = 60.0) -> 'NodeProcess':
         """Wait for the ``ready:`` line; raise :class:`NodeStartError` with the log tail if it does not come."""
         if self.wait_for(re.escape(READY_MARKER), timeout) is None:
-            state = (f'exited with status {self.proc.returncode}' if not self.alive()
-                     else f'not ready after {timeout:g} s')
-            raise NodeStartError(f'{self.label} {state}; command: {" ".join(self.command)}\n{self.tail()}')
+            raise self._start_error(timeout)
         return self
+
+    def _start_error(self, timeout: float) -> NodeStartError:
+        state = (f'exited with status {self.proc.returncode}' if self.proc is not None and not self.alive()
+                 else f'not ready after {timeout:g} s')
+        return NodeStartError(f'{self.label} {state}; command: {" ".join(self.command)}\n{self.tail()}')
+
+    def wait_output(self, timeout: float = 5.0) -> bool:
+        """Wait until the log reader has read everything the (exited) process printed; return whether it has."""
+        if self._reader is not None:
+            self._reader.join(timeout)
+            return not self._reader.is_alive()
+        return True
 
     def signal(self, sig: int) -> None:
         """Send ``sig`` to the process if it is running."""
@@ -261,27 +318,14 @@ class NodeProcess:
 
     def stop(self, int_timeout: float = 10.0, term_timeout: float = 5.0) -> int | None:
         """Stop with SIGINT, then SIGTERM, then SIGKILL; return the exit status."""
-        if self.proc is None:
-            return None
-        for sig, timeout in ((signal.SIGINT, int_timeout), (signal.SIGTERM, term_timeout), (signal.SIGKILL, 5.0)):
-            if self.proc.poll() is not None:
-                break
-            self.signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                continue
-        if self._reader is not None:
-            self._reader.join(timeout=2.0)
-        return self.proc.returncode
+        return stop_processes([self], int_timeout, term_timeout)[self.label]
 
     def kill(self) -> None:
         """SIGKILL the process (a crash) and reap it."""
         self.signal(signal.SIGKILL)
         if self.proc is not None:
             self.proc.wait(10)
-        if self._reader is not None:
-            self._reader.join(timeout=2.0)
+        self.wait_output(2.0)
 
     def restart(self) -> 'NodeProcess':
         """Start the same command again (after :meth:`stop` or :meth:`kill`)."""
@@ -290,8 +334,32 @@ class NodeProcess:
         return self.start()
 
 
+def stop_processes(procs: Sequence[NodeProcess], int_timeout: float = 10.0,
+                   term_timeout: float = 5.0) -> dict[str, int | None]:
+    """Stop processes in parallel; return ``{label: exit status}`` once their output is read.
+
+    SIGINT goes to all at once, SIGTERM to those still running after ``int_timeout``, SIGKILL
+    to those still running ``term_timeout`` later.
+    """
+    for sig, timeout in ((signal.SIGINT, int_timeout), (signal.SIGTERM, term_timeout), (signal.SIGKILL, 5.0)):
+        running = [p for p in procs if p.alive()]
+        if not running:
+            break
+        for p in running:
+            p.signal(sig)
+        deadline = time.monotonic() + timeout
+        for p in running:
+            try:
+                p.proc.wait(max(deadline - time.monotonic(), 0.01))
+            except subprocess.TimeoutExpired:
+                pass
+    for p in procs:
+        p.wait_output(2.0)
+    return {p.label: None if p.proc is None else p.proc.returncode for p in procs}
+
+
 class Graph:
-    """A set of node processes started together and stopped in reverse order."""
+    """A set of node processes started together and stopped together."""
 
     def __init__(self, env: Mapping[str, str], log_dir: str | os.PathLike | None = None) -> None:
         self.env = dict(env)
@@ -304,22 +372,46 @@ class Graph:
         self.nodes[label] = proc
         return proc
 
-    def start(self, labels: Iterable[str] | None = None, timeout: float = 90.0) -> None:
-        """Start nodes (all by default) at once, then wait for each to be ready."""
-        chosen = [self.nodes[k] for k in (labels if labels is not None else self.nodes)]
-        for proc in chosen:
-            proc.start()
+    def start(self, labels: Iterable[str] | None = None, timeout: float = 90.0,
+              stop: threading.Event | None = None) -> dict[str, float]:
+        """Start nodes (all by default) at once and wait for them (:meth:`wait_ready`); return their ready times."""
+        chosen = list(labels if labels is not None else self.nodes)
+        for label in chosen:
+            self.nodes[label].start()
+        return self.wait_ready(chosen, timeout, stop)
+
+    def wait_ready(self, labels: Iterable[str], timeout: float = 90.0,
+                   stop: threading.Event | None = None) -> dict[str, float]:
+        """Wait until every node in ``labels`` logged its ready line; return ``{label: ready time}`` (monotonic).
+
+        Raises :class:`NodeStartError` (with the log tail) as soon as one exits or when
+        ``timeout`` passes, and :class:`StartInterrupted` when ``stop`` is set meanwhile.
+        """
+        waiting = list(labels)
         deadline = time.monotonic() + timeout
-        for proc in chosen:
-            proc.wait_ready(max(deadline - time.monotonic(), 1.0))
+        while True:
+            for label in list(waiting):
+                proc = self.nodes[label]
+                if proc.ready_at is not None:
+                    waiting.remove(label)
+                elif not proc.alive() and proc.wait_output(2.0) and proc.ready_at is None:
+                    raise proc._start_error(timeout)
+            if not waiting:
+                return {label: self.nodes[label].ready_at for label in labels}
+            if time.monotonic() > deadline:
+                raise self.nodes[waiting[0]]._start_error(timeout)
+            if stop is None:
+                time.sleep(0.05)
+            elif stop.wait(0.05):
+                raise StartInterrupted(f'interrupted while waiting for {", ".join(waiting)}')
 
     def __getitem__(self, label: str) -> NodeProcess:
         """Return the node process labelled ``label``."""
         return self.nodes[label]
 
-    def stop(self) -> dict[str, int | None]:
-        """Stop every node, last added first; return exit statuses."""
-        return {label: proc.stop() for label, proc in reversed(list(self.nodes.items()))}
+    def stop(self, int_timeout: float = 10.0, term_timeout: float = 5.0) -> dict[str, int | None]:
+        """Stop every node in parallel (:func:`stop_processes`); return ``{label: exit status}``."""
+        return stop_processes(list(self.nodes.values()), int_timeout, term_timeout)
 
     def __enter__(self) -> 'Graph':
         """Return self."""

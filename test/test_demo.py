@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -107,6 +108,29 @@ def test_prints_the_final_table_with_plausible_accuracy(demo):
     assert str(demo['out']) in out
 
 
+def test_device_emulates_the_robot_cpu_the_policy_assumes(demo):
+    """The device's compute_slowdown makes per-frame compute equal the policy's model (profile x its slowdown)."""
+    config = json.loads((demo['out'] / SUMMARY_JSON).read_text())['config']
+    assumed = _policy_device_slowdown(config['policy'])
+    assert config['policy_device_slowdown'] == assumed
+    calibration = config['calibration']
+    expected = max(1.0, assumed * calibration['profiled_ms'] / calibration['per_frame_ms'])
+    assert config['compute_slowdown'] == pytest.approx(expected, abs=0.01)
+    if config['compute_slowdown'] > 1.0:
+        device_log = (demo['out'] / 'logs' / 'device.log').read_text()
+        assert f"CPU emulated {config['compute_slowdown']:g}x slower" in device_log
+
+
+def _policy_device_slowdown(policy):
+    import yaml
+    from coinfer_edge.process_harness import config_file
+    if policy == 'sacd':
+        from coinfer_edge.policy import default_policy_path
+        return json.loads(default_policy_path().with_suffix('.json').read_text())['latency_model']['device_slowdown']
+    return yaml.safe_load(config_file('policy.yaml').read_text())['/**/policy_node']['ros__parameters'][
+        'latency.device_slowdown']
+
+
 def test_writes_records_summary_and_plots(demo):
     out = demo['out']
     for name in PLOT_FILES + (RECORDS_CSV, SUMMARY_JSON):
@@ -146,6 +170,36 @@ def test_no_stale_shared_memory_segments(demo):
         if created >= demo['started'] - 1.0 and _unlocked(lock):
             stale.append(lock.name)
     assert not stale, f'stale Fast DDS segments created during the demo: {stale}'
+
+
+def test_ctrl_c_while_the_nodes_start_is_quiet(tmp_path, ros_domain_id):
+    """Ctrl-C while the device and camera are still importing: every node ends quietly, exit status 0."""
+    out = tmp_path / 'interrupted'
+    cmd = [executable('coinfer-demo'), '--duration', '30', '--out', str(out), '--domain-id', str(ros_domain_id),
+           '--model', str(model_checkpoint()), '--profile', str(profile_file()), '--policy', 'rule', '--no-plots']
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED='1'))
+    lines: list[str] = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith('starting cpu_monitor'):  # the second start-up phase has just begun
+                time.sleep(0.3)
+                proc.send_signal(signal.SIGINT)
+                break
+        lines.extend(proc.stdout)
+        assert proc.wait(60) == 0, ''.join(lines)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    output = ''.join(lines)
+    assert 'interrupted: stopping the nodes' in output, output
+    assert 'Traceback' not in output and 'note: node exit statuses' not in output, output
+    logs = list((out / 'logs').glob('*.log'))
+    assert len(logs) == 7
+    for log in logs:
+        text = log.read_text()
+        assert 'Traceback' not in text and 'KeyboardInterrupt' not in text, f'{log.name}:\n{text}'
 
 
 # --------------------------------------------------------------------------- the report, without ROS

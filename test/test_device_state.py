@@ -4,7 +4,8 @@
 
 import pytest
 
-from coinfer_device.device_state import DecisionKeeper, EdgeTracker, Pending, check_action, is_local
+from coinfer_device.device_state import (PROBE_LARGE, PROBE_SMALL, DecisionKeeper, EdgeTracker, Pending, check_action,
+                                         choose_probe, is_local)
 from coinfer_device.profile import Action, action_table
 
 BRANCH_POINTS = (2, 4, 10)
@@ -32,8 +33,8 @@ def test_decision_goes_stale_after_timeout():
     assert keeper.age(12.0) == pytest.approx(2.0)
 
 
-def _pending(seq, t, probe=False):
-    return Pending(seq, sent_at=t, stamp_ns=int(t * 1e9) + seq, probe=probe)
+def _pending(seq, t, probe=False, nbytes=1000):
+    return Pending(seq, sent_at=t, stamp_ns=int(t * 1e9) + seq, probe=probe, payload_bytes=nbytes)
 
 
 def test_timeouts_enter_edge_down_and_an_answer_ends_it():
@@ -68,7 +69,50 @@ def test_an_answer_resets_the_consecutive_count():
 
 def test_probe_due_after_quiet_interval():
     tracker = EdgeTracker(timeout_s=1.0, timeouts_to_fallback=1, probe_interval_s=0.5)
-    assert tracker.probe_due(0.0)
-    tracker.sent(_pending(0, 1.0))
-    assert not tracker.probe_due(1.4) and tracker.probe_due(1.5)
-    assert not EdgeTracker(1.0, 1, probe_interval_s=0.0).probe_due(100.0)
+    assert tracker.probe_due(0.0) == PROBE_SMALL  # nothing sent yet: the RTT first
+    tracker.sent(_pending(0, 1.0, nbytes=1000))
+    tracker.sent(_pending(1, 1.0, nbytes=40_000))
+    assert tracker.probe_due(1.4) is None and tracker.probe_due(1.5) == PROBE_SMALL
+    assert EdgeTracker(1.0, 1, probe_interval_s=0.0).probe_due(100.0) is None
+
+
+def test_large_probe_due_while_only_small_frames_go_out():
+    """Small remote frames keep the RTT measured but never the bandwidth: a large probe is due."""
+    tracker = EdgeTracker(timeout_s=1.0, timeouts_to_fallback=1, probe_interval_s=0.5, small_bytes=2048,
+                          large_bytes=4096)
+    tracker.sent(_pending(0, 0.0, nbytes=40_000))
+    for i in range(1, 10):  # 1 kB frames at 10 Hz
+        tracker.sent(_pending(i, 0.1 * i, nbytes=1088))
+        assert tracker.probe_due(0.1 * i) == (PROBE_LARGE if 0.1 * i >= 0.5 - 1e-9 else None), i
+    tracker.sent(_pending(10, 1.0, nbytes=3000))  # between the two classes: counts as neither
+    assert tracker.probe_due(1.1) == PROBE_LARGE
+    tracker.sent(_pending(11, 1.1, nbytes=4160, probe=True))
+    assert tracker.probe_due(1.2) is None
+    assert tracker.probe_due(1.45) == PROBE_SMALL  # the last small message left at 0.9 s
+
+
+def test_a_frame_and_its_probe_share_a_frame_number_but_are_answered_separately():
+    tracker = EdgeTracker(timeout_s=1.0, timeouts_to_fallback=1, probe_interval_s=0.5)
+    frame = Pending(7, sent_at=0.0, stamp_ns=100, probe=False, payload_bytes=1088)
+    probe = Pending(7, sent_at=0.01, stamp_ns=101, probe=True, payload_bytes=4160)
+    tracker.sent(frame)
+    tracker.sent(probe)
+    assert tracker.in_flight() == 2
+    assert tracker.answered(7, 101) == (probe, False)
+    assert tracker.answered(8, 100) == (None, False), 'frame number must match too'
+    assert tracker.answered(7, 100) == (frame, False)
+    assert tracker.answered(7, 100) == (None, False)
+
+
+def test_probe_choice_follows_the_measured_bandwidth():
+    candidates = [(Action(2, 0, 8), 1088), (Action(2, 0, 32), 4160), (Action(2, 2, 8), 8256),
+                  (Action(2, 2, 16), 16448), (Action(2, 1, 8), 32832)]
+
+    def pick(kind, bw):
+        return choose_probe(kind, candidates, 2048, 4096, bw, target_ms=15.0)
+    assert pick(PROBE_SMALL, 20.0) == Action(2, 0, 8)
+    assert pick(PROBE_LARGE, None) == Action(2, 1, 8)  # nothing measured: the largest, measurable on any link
+    assert pick(PROBE_LARGE, 0.5) == Action(2, 0, 32)  # 66 ms at 0.5 Mbit/s, none fits 15 ms
+    assert pick(PROBE_LARGE, 10.0) == Action(2, 2, 16)  # 13 ms
+    assert pick(PROBE_LARGE, 20.0) == Action(2, 1, 8)  # 13 ms
+    assert pick(PROBE_LARGE, 1000.0) == Action(2, 1, 8)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from coinfer_device.profile import Profile
+from coinfer_device.profile import Action, Profile
 from coinfer_edge import messages as m
 from coinfer_edge.env import RewardConfig, state_dim
 from coinfer_edge.process_harness import Graph, config_file, ros_env
@@ -35,8 +35,8 @@ def graph(tmp_path_factory, ros_domain_id):
     g = Graph(ros_env(ros_domain_id, os.environ['ROS_LOG_DIR']), tmp_path_factory.mktemp('full-graph-logs'))
     g.add('camera', 'camera_node', params_files=[config_file('camera.yaml')], params={'rate_hz': 20.0})
     g.add('device', 'device_node', params_files=[config_file('device.yaml')],
-          # Probes of 1 kB (RTT) and 32 kB (bandwidth: 33 ms at 8 Mbit/s, well above scheduling noise).
-          params={'model_path': str(model), 'probe_interval_s': 0.1, 'probe_actions': [2, 0, 8, 2, 1, 8],
+          # Probes (default sizes, the large one chosen from the measured bandwidth) every 0.1 s.
+          params={'model_path': str(model), 'probe_interval_s': 0.1,
                   'emulated_link.enabled': True,
                   'emulated_link.bandwidth_schedule_mbps': SCHEDULE_MBPS, 'emulated_link.step_s': STEP_S,
                   'emulated_link.rtt_ms': RTT_MS})
@@ -93,6 +93,47 @@ def test_link_estimates_follow_the_emulated_schedule(graph, probe):
     print(f'RTT estimates {min(rtts):.1f}..{max(rtts):.1f} ms (emulated {RTT_MS:g} ms)')
     # The estimate is the typical small-message round trip: the emulated RTT plus the software path.
     assert RTT_MS - 1.0 <= statistics.median(rtts) <= RTT_MS + 20.0
+
+
+def _next_switch(probe, timeout):
+    """Wait for the device's emulated bandwidth to change; return (time seen, new Mbit/s) or None."""
+    last = probe.diagnostic('device_node').get('emulated_bandwidth_mbps')
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        current = probe.diagnostic('device_node').get('emulated_bandwidth_mbps')
+        if current is not None and last is not None and current != last:
+            return time.monotonic(), float(current)
+        last = current if current is not None else last
+        time.sleep(0.05)
+    return None
+
+
+def test_bandwidth_stays_measured_while_the_policy_sends_small_frames(graph, probe):
+    """Small remote frames (1088 B) measure only the RTT: the device adds large probes, one result per frame."""
+    small = Action(0, 0, 8)
+    results, bandwidth = probe.results(), probe.floats('coinfer/link/bandwidth_mbps')
+    probe.set_decision(small)
+    try:
+        assert results.wait(lambda items: sum(r.value.action == small and r.value.source == m.SOURCE_EDGE
+                                              for r in items) >= 20, 20.0), graph['device'].tail()
+        sent_before = int(probe.wait_diagnostic('device_node', lambda v: 'probes_sent' in v, 5.0)['probes_sent'])
+        start = len(results)
+        switch = _next_switch(probe, 2 * STEP_S + 5.0)
+        assert switch is not None, 'no schedule switch seen'
+        t_switch, mbps = switch
+        time.sleep(STEP_S - 2.0)
+        remote = [r for r in results.snapshot(start) if r.t > t_switch]
+        assert remote and all(r.value.action == small and r.value.source == m.SOURCE_EDGE for r in remote[5:]), \
+            'the policy decision must keep applying'
+        settled = _value_at(bandwidth.snapshot(), t_switch + STEP_S - 3.0)
+        print(f'small remote frames, link switched to {mbps:g} Mbit/s: estimate {settled}')
+        assert settled is not None and abs(settled - mbps) / mbps < 0.3, f'{settled} Mbit/s for {mbps} Mbit/s'
+        sent_after = int(probe.diagnostic('device_node')['probes_sent'])
+        assert sent_after - sent_before >= 10, 'large probes must go out while only small frames are sent'
+        seqs = [r.value.frame_seq for r in results.snapshot(start)]
+        assert len(seqs) == len(set(seqs)), 'a probe answer must never produce a second result'
+    finally:
+        probe.set_decision(None)
 
 
 def test_policy_closes_the_loop_and_every_node_reports(graph, probe):

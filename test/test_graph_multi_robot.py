@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import statistics
 
 import pytest
 
@@ -14,6 +15,7 @@ from coinfer_edge.process_harness import Graph, config_file, ros_env
 from graph_support import Probe, accuracy, model_checkpoint
 
 ROBOTS = {'/r1': (Action(2, 4, 8), 0), '/r2': (Action(1, 2, 4), 5000)}
+SLOWDOWN = {'/r1': 1.0, '/r2': 6.0}  # r2 emulates a Raspberry Pi 4 class CPU
 
 
 @pytest.fixture(scope='module')
@@ -25,7 +27,7 @@ def graph(tmp_path_factory, ros_domain_id):
         g.add(f'{robot}_camera', 'camera_node', namespace=ns, params_files=[config_file('camera.yaml')],
               params={'rate_hz': 10.0, 'start_index': start_index, 'frame_id': f'{robot}_camera'})
         g.add(f'{robot}_device', 'device_node', namespace=ns, params_files=[config_file('device.yaml')],
-              params={'model_path': str(model)})
+              params={'model_path': str(model), 'compute_slowdown': SLOWDOWN[ns]})
     g.add('edge', 'edge_node', params_files=[config_file('edge.yaml')],
           params={'model_path': str(model), 'robot_namespaces': list(ROBOTS)})
     try:
@@ -69,5 +71,29 @@ def test_two_namespaces_share_one_edge_without_cross_talk(graph):
         for ns in ROBOTS:
             assert int(values[f'{ns}/coinfer/features answered']) > 0
             assert int(values[f'{ns}/coinfer/features rejected']) == 0
+    finally:
+        probe.close()
+
+
+def test_compute_slowdown_emulates_a_slower_device_cpu(graph):
+    """The same local action on both robots: r2 (compute_slowdown 6) reports about 6x the compute in device_ms."""
+    full = Action(2, 10, 0)
+    probe = Probe('slowdown_probe')
+    try:
+        streams = {ns: probe.results(f'{ns}/coinfer/result') for ns in ROBOTS}
+        for ns in ROBOTS:
+            probe.set_decision(full, f'{ns}/coinfer/decision')
+        medians = {}
+        for ns, results in streams.items():
+            def enough(items):
+                return sum(r.value.action == full and r.value.fallback == m.FALLBACK_NONE for r in items) >= 40
+            assert results.wait(enough, 30.0), f'{ns}: the local decision never applied'
+            local = [r.value for r in results.snapshot() if r.value.action == full and r.value.fallback == 0]
+            assert all(v.total_ms >= v.device_ms for v in local)
+            medians[ns] = statistics.median(v.device_ms for v in local[5:])
+        print(f'median device_ms of {full.label()}: ' + ', '.join(
+            f'{ns} {medians[ns]:.2f} ms (compute_slowdown {SLOWDOWN[ns]:g})' for ns in ROBOTS))
+        # Only the network's compute is scaled (image conversion is not), so the ratio is a bit below 6.
+        assert medians['/r2'] >= 3.0 * medians['/r1'], medians
     finally:
         probe.close()

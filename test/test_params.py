@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 from rcl_interfaces.msg import ParameterType
@@ -38,6 +39,8 @@ BAD_STARTS = {
     'bad_qos': ('cpu_monitor', lambda d: ['-p', 'qos.load.reliability:=sometimes'], "'qos.load.reliability'"),
     'non_local_fallback': ('device_node', lambda d: ['-p', 'fallback_action:=[2, 4, 8]'], 'must be a local action'),
     'bad_triple': ('device_node', lambda d: ['-p', 'probe_actions:=[2, 4]'], 'triples'),
+    'no_large_probe': ('device_node', lambda d: ['-p', 'probe_actions:=[2, 0, 8]'], 'no action of at least'),
+    'slowdown_below_1': ('device_node', lambda d: ['-p', 'compute_slowdown:=0.5'], "'compute_slowdown' must be >= 1"),
     'missing_model': ('edge_node', lambda d: ['-p', f'model_path:={d / "none.pt"}'], 'not found'),
     'bad_namespace': ('edge_node', lambda d: ['-p', 'robot_namespaces:=["r 1"]'], 'not a valid namespace'),
     'bad_policy_file': ('policy_node', lambda d: ['-p', f'policy_path:={d / "none.pt"}'], 'not found'),
@@ -123,3 +126,39 @@ def test_signals_end_nodes_cleanly(tmp_path, ros_domain_id, sig):
     assert proc.proc.wait(15) == 0, proc.output()
     proc.stop()
     assert 'Traceback' not in proc.output()
+
+
+# Every node stopped while it is still starting (Python start-up, imports of torch/rclpy, model
+# load): the console scripts must end quietly with status 0 at any of these moments.
+STARTUP_STOPS = [(script, sig, delay)
+                 for script in ('camera_node', 'device_node', 'cpu_monitor', 'edge_node', 'link_monitor', 'policy_node')
+                 for sig, delay in ((signal.SIGINT, 0.3), (signal.SIGTERM, 0.3))]
+STARTUP_STOPS += [('device_node', sig, delay) for sig in (signal.SIGINT, signal.SIGTERM) for delay in (0.1, 0.8, 1.5)]
+
+
+@pytest.fixture(scope='module')
+def startup_stops(tmp_path_factory, ros_domain_id):
+    tmp = tmp_path_factory.mktemp('startup-stops')
+    env = ros_env(ros_domain_id, os.environ['ROS_LOG_DIR'])
+    procs = []
+    for i, (script, sig, delay) in enumerate(STARTUP_STOPS):
+        params = {'policy': 'rule'} if script == 'policy_node' else {}
+        procs.append(NodeProcess.node(script, env, tmp, label=f'stop{i}', name=f'stop{i}', params=params))
+    started = time.monotonic()
+    for proc in procs:
+        proc.start()
+    for (_, sig, delay), proc in sorted(zip(STARTUP_STOPS, procs), key=lambda item: item[0][2]):
+        time.sleep(max(started + delay - time.monotonic(), 0.0))
+        proc.signal(sig)
+    for proc in procs:
+        proc.proc.wait(60)
+        proc.stop()
+    return procs
+
+
+@pytest.mark.parametrize('case', range(len(STARTUP_STOPS)),
+                         ids=[f'{s}-{sig.name}-{d}s' for s, sig, d in STARTUP_STOPS])
+def test_a_stop_during_startup_is_quiet_with_status_0(startup_stops, case):
+    proc = startup_stops[case]
+    assert 'Traceback' not in proc.output() and 'KeyboardInterrupt' not in proc.output(), proc.output()
+    assert proc.proc.returncode == 0, proc.output()
