@@ -43,9 +43,7 @@ test: setup
 	if [ $$rc = 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 demo: setup
-	@export $(ROS_ENV); \
-	if [ -f coinfer_edge/demo.py ]; then $(VENV)/bin/coinfer-demo $(DEMO_ARGS); \
-	else $(VENV)/bin/coinfer-evaluate-model; fi
+	@export $(ROS_ENV); $(VENV)/bin/coinfer-demo $(DEMO_ARGS)
 
 bench: setup
 	@export $(ROS_ENV); for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
