@@ -4,14 +4,14 @@
 
 from glob import glob
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 PACKAGE = 'coinfer'
 
 setup(
     name=PACKAGE,
     version='0.1.0',
-    packages=['coinfer_device', 'coinfer_edge'],
+    packages=find_packages(include=['coinfer_device', 'coinfer_device.*', 'coinfer_edge', 'coinfer_edge.*']),
     package_data={'coinfer_device': ['assets/*.pt', 'assets/*.json'],
                   'coinfer_edge': ['assets/*.pt', 'assets/*.json']},
     data_files=[
@@ -29,19 +29,19 @@ setup(
     entry_points={
         'console_scripts': [
             # ROS nodes (ros2 run coinfer <name>); the light entry module makes Ctrl-C quiet during imports
-            'camera_node = coinfer_device.entry_points:camera_node',
-            'device_node = coinfer_device.entry_points:device_node',
-            'cpu_monitor = coinfer_device.entry_points:cpu_monitor',
-            'edge_node = coinfer_device.entry_points:edge_node',
-            'link_monitor = coinfer_device.entry_points:link_monitor',
-            'policy_node = coinfer_device.entry_points:policy_node',
+            'camera_node = coinfer_device.ros.entry_points:camera_node',
+            'device_node = coinfer_device.ros.entry_points:device_node',
+            'cpu_monitor = coinfer_device.ros.entry_points:cpu_monitor',
+            'edge_node = coinfer_edge.nodes.entry_points:edge_node',
+            'link_monitor = coinfer_device.ros.entry_points:link_monitor',
+            'policy_node = coinfer_edge.nodes.entry_points:policy_node',
             # tools
-            'coinfer-train-model = coinfer_device.train_model:main',
-            'coinfer-evaluate-model = coinfer_device.evaluate_model:main',
-            'coinfer-profile = coinfer_device.profiler:main',
-            'coinfer-train-policy = coinfer_edge.train_policy:main',
-            'coinfer-evaluate-policy = coinfer_edge.evaluate_policy:main',
-            'coinfer-demo = coinfer_edge.demo:main',
+            'coinfer-train-model = coinfer_device.tools.train_model:main',
+            'coinfer-evaluate-model = coinfer_device.tools.evaluate_model:main',
+            'coinfer-profile = coinfer_device.tools.profiler:main',
+            'coinfer-train-policy = coinfer_edge.tools.train_policy:main',
+            'coinfer-evaluate-policy = coinfer_edge.tools.evaluate_policy:main',
+            'coinfer-demo = coinfer_edge.demo.cli:main',
         ],
     },
 )

@@ -23,8 +23,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from coinfer_device.codec import VALID_BITS, decode_features, encode_features
-from coinfer_device.model import ModelSpec, MultiExitAlexNet
+from coinfer_device.core.codec import VALID_BITS, decode_features, encode_features
+from coinfer_device.core.model import ModelSpec, MultiExitAlexNet
 
 PARTITIONS = tuple(range(1, 10))
 

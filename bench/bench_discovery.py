@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 
-from coinfer_edge.process_harness import FASTDDS_PROFILE_VARS, NodeProcess, ros_env
+from coinfer_edge.demo.harness import FASTDDS_PROFILE_VARS, NodeProcess, ros_env
 
 PUB = '''
 import rclpy

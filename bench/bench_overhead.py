@@ -35,9 +35,9 @@ from typing import Any
 
 import torch
 
-from coinfer_device.codec import FORMAT, decode_features, encode_features, parse_format
-from coinfer_device.model import ModelSpec, MultiExitAlexNet
-from coinfer_edge import messages as m
+from coinfer_device.core.codec import FORMAT, decode_features, encode_features, parse_format
+from coinfer_device.core.model import ModelSpec, MultiExitAlexNet
+from coinfer_device.ros import messages as m
 
 PARTITIONS = tuple(range(0, 10))
 DEFAULT_BITS = (2, 4, 8, 16, 32)
@@ -210,8 +210,8 @@ def main() -> int:
     if args.echo:
         return run_echo()
 
-    from coinfer_edge.demo import choose_domain_id
-    from coinfer_edge.process_harness import clean_stale_shm, ros_env
+    from coinfer_edge.demo.cli import choose_domain_id
+    from coinfer_edge.demo.harness import clean_stale_shm, ros_env
 
     torch.set_num_threads(1)
     log_dir = tempfile.mkdtemp(prefix='coinfer-bench-overhead-')

@@ -45,13 +45,13 @@ if _prefix not in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep):
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Remove shared-memory segments left by crashed ROS processes of earlier runs."""
-    from coinfer_edge.process_harness import clean_stale_shm
+    from coinfer_edge.demo.harness import clean_stale_shm
     clean_stale_shm()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Remove segments left by processes this session had to SIGKILL."""
-    from coinfer_edge.process_harness import clean_stale_shm
+    from coinfer_edge.demo.harness import clean_stale_shm
     clean_stale_shm()
 
 

@@ -23,9 +23,9 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float32, Int32MultiArray
 
-from coinfer_device.checkpoint import default_checkpoint
-from coinfer_device.profile import Action
-from coinfer_edge import messages as m
+from coinfer_device.core.checkpoint import default_checkpoint
+from coinfer_device.core.profile import Action
+from coinfer_device.ros import messages as m
 from conftest import require_file
 
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
@@ -40,7 +40,7 @@ def model_checkpoint() -> Path:
 
 def profile_file() -> Path:
     """Return the profile the policy tests use (``COINFER_TEST_PROFILE`` or the shipped one)."""
-    from coinfer_device.checkpoint import assets_dir
+    from coinfer_device.core.checkpoint import assets_dir
     return require_file(Path(os.environ.get('COINFER_TEST_PROFILE') or assets_dir() / 'profile_x86_64.json'),
                         'machine profile')
 

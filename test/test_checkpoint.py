@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from coinfer_device.checkpoint import (CheckpointError, default_checkpoint, load_checkpoint,
-                                       save_checkpoint)
-from coinfer_device.data import Preprocessing, load_fashion_mnist
-from coinfer_device.evaluation import exit_accuracies
-from coinfer_device.model import ModelSpec, MultiExitAlexNet
+from coinfer_device.core.checkpoint import (CheckpointError, default_checkpoint, load_checkpoint, save_checkpoint)
+from coinfer_device.core.data import Preprocessing, load_fashion_mnist
+from coinfer_device.core.evaluation import exit_accuracies
+from coinfer_device.core.model import ModelSpec, MultiExitAlexNet
 
 torch.set_num_threads(1)
 SUBSET = 2000  # fixed subset: the first 2000 test images
@@ -71,7 +70,7 @@ def test_shipped_checkpoint_matches_its_metadata_on_a_fixed_subset():
 
 def test_evaluate_model_cli_json():
     out = subprocess.run(
-        [sys.executable, '-m', 'coinfer_device.evaluate_model', '--json', '--limit', '500', '--threads', '1'],
+        [sys.executable, '-m', 'coinfer_device.tools.evaluate_model', '--json', '--limit', '500', '--threads', '1'],
         check=True, capture_output=True, text=True).stdout
     result = json.loads(out)
     assert result['images'] == 500 and [e['exit'] for e in result['exits']] == [0, 1, 2]
@@ -80,6 +79,6 @@ def test_evaluate_model_cli_json():
 
 def test_evaluate_model_cli_clear_error(tmp_path):
     proc = subprocess.run(
-        [sys.executable, '-m', 'coinfer_device.evaluate_model', '--checkpoint', str(tmp_path / 'no.pt')],
+        [sys.executable, '-m', 'coinfer_device.tools.evaluate_model', '--checkpoint', str(tmp_path / 'no.pt')],
         capture_output=True, text=True)
     assert proc.returncode == 2 and 'not found' in proc.stderr and 'Traceback' not in proc.stderr

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from coinfer_device.codec import (CODEC_VERSION, FORMAT, MAX_ELEMENTS, CodecError, FeatureHeader, decode_features,
-                                  encode_features, encoded_size, header_size, parse_format, peek_header)
-from coinfer_device.model import ModelSpec, MultiExitAlexNet
+from coinfer_device.core.codec import (CODEC_VERSION, FORMAT, MAX_ELEMENTS, CodecError, FeatureHeader, decode_features,
+                                       encode_features, encoded_size, header_size, parse_format, peek_header)
+from coinfer_device.core.model import ModelSpec, MultiExitAlexNet
 
 torch.set_num_threads(1)
 
@@ -242,7 +242,7 @@ def test_model_feature_through_tail_is_exact_at_32_bits():
 
 
 def test_codec_module_does_not_import_rclpy():
-    code = 'import sys, coinfer_device.codec; assert "rclpy" not in sys.modules, "rclpy imported"'
+    code = 'import sys, coinfer_device.core.codec; assert "rclpy" not in sys.modules, "rclpy imported"'
     subprocess.run([sys.executable, '-c', code], check=True)
 
 

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from coinfer_device.codec import (MAGIC, CodecError, decode_features, encode_features, encoded_size, header_size,
-                                  peek_header)
+from coinfer_device.core.codec import (MAGIC, CodecError, decode_features, encode_features, encoded_size, header_size,
+                                       peek_header)
 
 torch.set_num_threads(1)
 

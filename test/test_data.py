@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from coinfer_device import data
-from coinfer_device.data import DatasetError, Preprocessing
+from coinfer_device.core import data
+from coinfer_device.core.data import DatasetError, Preprocessing
 
 
 def _write_idx(path, array):

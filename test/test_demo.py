@@ -24,8 +24,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from coinfer_edge.demo_report import PLOT_FILES, RECORDS_CSV, SUMMARY_JSON
-from coinfer_edge.process_harness import executable
+from coinfer_edge.demo.report import PLOT_FILES, RECORDS_CSV, SUMMARY_JSON
+from coinfer_edge.demo.harness import executable
 from graph_support import model_checkpoint, profile_file
 
 DURATION_S = 12
@@ -123,9 +123,9 @@ def test_device_emulates_the_robot_cpu_the_policy_assumes(demo):
 
 def _policy_device_slowdown(policy):
     import yaml
-    from coinfer_edge.process_harness import config_file
+    from coinfer_edge.demo.harness import config_file
     if policy == 'sacd':
-        from coinfer_edge.policy import default_policy_path
+        from coinfer_edge.core.policy import default_policy_path
         return json.loads(default_policy_path().with_suffix('.json').read_text())['latency_model']['device_slowdown']
     return yaml.safe_load(config_file('policy.yaml').read_text())['/**/policy_node']['ros__parameters'][
         'latency.device_slowdown']
@@ -206,7 +206,7 @@ def test_ctrl_c_while_the_nodes_start_is_quiet(tmp_path, ros_domain_id):
 
 
 def _record(t, action, total_ms, truth, class_id, source='edge', deadline_ms=20.0):
-    from coinfer_edge.demo_report import FrameRecord
+    from coinfer_edge.demo.report import FrameRecord
     e, rest = action.split('/', 1)
     local = rest == 'local'
     p, b = (10, 0) if local else (int(rest.split('/')[0][1:]), int(rest.split('/')[1][1:]))
@@ -218,8 +218,8 @@ def _record(t, action, total_ms, truth, class_id, source='edge', deadline_ms=20.
 
 
 def test_phases_follow_the_device_emulators_schedule():
-    from coinfer_device.link_emulator import BandwidthSchedule
-    from coinfer_edge.demo_report import phases
+    from coinfer_device.core.link_emulator import BandwidthSchedule
+    from coinfer_edge.demo.report import phases
     schedule = BandwidthSchedule((20.0, 2.0, 0.5), 4.0, loop=True)
     rows = phases(schedule, 14.0)
     assert [(a, b) for a, b, _ in rows] == [(0.0, 4.0), (4.0, 8.0), (8.0, 12.0), (12.0, 14.0)]
@@ -229,8 +229,8 @@ def test_phases_follow_the_device_emulators_schedule():
 
 
 def test_summary_joins_truth_and_counts_actions_and_phases():
-    from coinfer_device.link_emulator import BandwidthSchedule
-    from coinfer_edge.demo_report import format_summary, summarize
+    from coinfer_device.core.link_emulator import BandwidthSchedule
+    from coinfer_edge.demo.report import format_summary, summarize
     records = [_record(0.5, 'e2/p0/b8', 5.0, 3, 3), _record(1.5, 'e2/p0/b8', 30.0, 4, 1),
                _record(2.5, 'e0/local', 2.0, 5, 5, source='device'), _record(3.5, 'e0/local', 3.0, None, 7,
                                                                              source='device')]
@@ -253,8 +253,8 @@ def test_summary_joins_truth_and_counts_actions_and_phases():
 
 
 def test_report_files_are_written(tmp_path):
-    from coinfer_device.link_emulator import BandwidthSchedule
-    from coinfer_edge.demo_report import summarize, write_plots, write_records, write_summary
+    from coinfer_device.core.link_emulator import BandwidthSchedule
+    from coinfer_edge.demo.report import summarize, write_plots, write_records, write_summary
     records = [_record(0.1 * i, 'e2/p0/b8' if i < 20 else 'e0/local', 3.0 + i % 7, i % 10, (i * 3) % 10)
                for i in range(40)]
     schedule = BandwidthSchedule((20.0, 2.0), 2.0)
@@ -275,7 +275,7 @@ def test_report_files_are_written(tmp_path):
 
 def test_domain_in_use_sees_a_bound_discovery_port():
     import socket
-    from coinfer_edge.demo import choose_domain_id, domain_in_use
+    from coinfer_edge.demo.cli import choose_domain_id, domain_in_use
     d = choose_domain_id()
     assert not domain_in_use(d)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:

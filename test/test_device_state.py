@@ -4,9 +4,9 @@
 
 import pytest
 
-from coinfer_device.device_state import (PROBE_LARGE, PROBE_SMALL, DecisionKeeper, EdgeTracker, Pending, check_action,
-                                         choose_probe, is_local)
-from coinfer_device.profile import Action, action_table
+from coinfer_device.core.device_state import (PROBE_LARGE, PROBE_SMALL, DecisionKeeper, EdgeTracker, Pending,
+                                              check_action, choose_probe, is_local)
+from coinfer_device.core.profile import Action, action_table
 
 BRANCH_POINTS = (2, 4, 10)
 

@@ -5,12 +5,12 @@
 import numpy as np
 import pytest
 
-from coinfer_device.profile import Action, Profile
-from coinfer_edge import baselines
-from coinfer_edge.env import (CoInferenceEnv, EnvConfig, LatencyModel, LatencySettings, RewardConfig, SystemState,
-                              action_mask, build_state, build_states, cpu_factor, oracle_action, oracle_decider,
-                              rollout, state_dim)
-from coinfer_edge.traces import Trace
+from coinfer_device.core.profile import Action, Profile
+from coinfer_edge.core import baselines
+from coinfer_edge.core.env import (CoInferenceEnv, EnvConfig, LatencyModel, LatencySettings, RewardConfig, SystemState,
+                                   action_mask, build_state, build_states, cpu_factor, oracle_action, oracle_decider,
+                                   rollout, state_dim)
+from coinfer_edge.core.traces import Trace
 
 
 def tiny_profile() -> Profile:
@@ -190,7 +190,7 @@ def test_baselines_follow_their_definitions() -> None:
     assert acts[baselines.device_only_index(lm)] == Action(1, 2, 0)
     assert acts[baselines.edge_only_index(lm)] == Action(1, 0, 8)
     fast = SystemState(np.array([100.0]), np.array([1.0]), np.array([0.9]), np.array([0.0]))
-    from coinfer_edge.env import StepView
+    from coinfer_edge.core.env import StepView
     view = StepView(np.zeros((1, 14), np.float32), fast, fast, lm.table(fast), np.array([15.0]),
                     np.ones(len(acts), bool))
     # Fast link, busy device: Neurosurgeon sends the raw input in float32 (final exit).

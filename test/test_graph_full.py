@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 import torch
 
-from coinfer_device.profile import Action, Profile
-from coinfer_edge import messages as m
-from coinfer_edge.env import RewardConfig, state_dim
-from coinfer_edge.process_harness import Graph, config_file, ros_env
-from coinfer_edge.policy import save_policy
+from coinfer_device.core.profile import Action, Profile
+from coinfer_device.ros import messages as m
+from coinfer_edge.core.env import RewardConfig, state_dim
+from coinfer_edge.demo.harness import Graph, config_file, ros_env
+from coinfer_edge.core.policy import save_policy
 from graph_support import Probe, model_checkpoint, profile_file
 
 SCHEDULE_MBPS = [2.0, 8.0]

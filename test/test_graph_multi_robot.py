@@ -9,9 +9,9 @@ import statistics
 
 import pytest
 
-from coinfer_device.profile import Action
-from coinfer_edge import messages as m
-from coinfer_edge.process_harness import Graph, config_file, ros_env
+from coinfer_device.core.profile import Action
+from coinfer_device.ros import messages as m
+from coinfer_edge.demo.harness import Graph, config_file, ros_env
 from graph_support import Probe, accuracy, model_checkpoint
 
 ROBOTS = {'/r1': (Action(2, 4, 8), 0), '/r2': (Action(1, 2, 4), 5000)}

@@ -15,11 +15,11 @@ import pytest
 import torch
 from std_msgs.msg import Header
 
-from coinfer_device.codec import FORMAT, encode_features, encoded_size
-from coinfer_device.data import FASHION_MNIST_CLASSES
-from coinfer_device.profile import Action
-from coinfer_edge import messages as m
-from coinfer_edge.process_harness import Graph, config_file, ros_env
+from coinfer_device.core.codec import FORMAT, encode_features, encoded_size
+from coinfer_device.core.data import FASHION_MNIST_CLASSES
+from coinfer_device.core.profile import Action
+from coinfer_device.ros import messages as m
+from coinfer_edge.demo.harness import Graph, config_file, ros_env
 from graph_support import Probe, accuracy, model_checkpoint, profile_file
 
 REMOTE = Action(2, 4, 8)

@@ -8,7 +8,7 @@ import os
 import sys
 import textwrap
 
-from coinfer_edge.process_harness import NodeProcess, ros_env
+from coinfer_edge.demo.harness import NodeProcess, ros_env
 
 TALKER = textwrap.dedent('''
     import hashlib, rclpy

@@ -23,7 +23,7 @@ import yaml
 from rclpy.parameter import parameter_value_to_python
 from rclpy.parameter_client import AsyncParameterClient
 
-from coinfer_edge.process_harness import Graph, ros_env
+from coinfer_edge.demo.harness import Graph, ros_env
 from graph_support import Probe, model_checkpoint, profile_file, wait_future
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -180,7 +180,7 @@ def _environment_overrides(executable: str) -> dict:
     if executable in ('device_node', 'edge_node'):
         return {'model_path': str(model_checkpoint())}
     if executable == 'policy_node':
-        from coinfer_edge.policy import default_policy_path
+        from coinfer_edge.core.policy import default_policy_path
         overrides = {'profile_path': str(profile_file())}
         if not default_policy_path().is_file():
             overrides['policy'] = 'rule'

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coinfer_device.link_emulator import BandwidthSchedule, Bottleneck, LinkEmulator
+from coinfer_device.core.link_emulator import BandwidthSchedule, Bottleneck, LinkEmulator
 
 
 def test_schedule_cycles_or_holds():

@@ -5,8 +5,8 @@
 import numpy as np
 import pytest
 
-from coinfer_device.link_emulator import BandwidthSchedule, Bottleneck
-from coinfer_edge.link_estimator import EstimatorConfig, LinkEstimator, LinkSample
+from coinfer_device.core.link_emulator import BandwidthSchedule, Bottleneck
+from coinfer_device.core.link_estimator import EstimatorConfig, LinkEstimator, LinkSample
 
 
 def _feed(est, rng, t0, duration, bw_mbps, rtt_ms, sizes=(1100, 8300), rate_hz=10.0, overhead_ms=2.0):

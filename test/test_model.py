@@ -5,7 +5,7 @@
 import pytest
 import torch
 
-from coinfer_device.model import ModelSpec, MultiExitAlexNet
+from coinfer_device.core.model import ModelSpec, MultiExitAlexNet
 
 torch.set_num_threads(1)
 

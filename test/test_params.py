@@ -13,8 +13,8 @@ from rcl_interfaces.msg import ParameterType
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 
-from coinfer_device import ros_params as rp
-from coinfer_edge.process_harness import NodeProcess, executable, ros_env
+from coinfer_device.ros import params as rp
+from coinfer_edge.demo.harness import NodeProcess, executable, ros_env
 from graph_support import Probe, wait_future
 
 

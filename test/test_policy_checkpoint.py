@@ -12,12 +12,12 @@ import pytest
 import torch
 import yaml
 
-from coinfer_device.profile import Action, Profile
-from coinfer_edge import evaluate_policy, train_policy
-from coinfer_edge.env import LatencyModel, RewardConfig, build_state, oracle_decider, rollout
-from coinfer_edge.policy import PolicyError, TrainedPolicy, default_policy_path, profile_sha256, save_policy
-from coinfer_edge.sac import SACAgent, SACConfig
-from coinfer_edge.traces import synthetic_suite
+from coinfer_device.core.profile import Action, Profile
+from coinfer_edge.tools import evaluate_policy, train_policy
+from coinfer_edge.core.env import LatencyModel, RewardConfig, build_state, oracle_decider, rollout
+from coinfer_edge.core.policy import PolicyError, TrainedPolicy, default_policy_path, profile_sha256, save_policy
+from coinfer_edge.core.sac import SACAgent, SACConfig
+from coinfer_edge.core.traces import synthetic_suite
 
 torch.set_num_threads(1)
 
@@ -135,7 +135,7 @@ def test_train_and_evaluate_clis_end_to_end(tmp_path: Path) -> None:
 
 
 def _shipped_or_fail() -> tuple[Path, Path]:
-    from coinfer_device.checkpoint import assets_dir
+    from coinfer_device.core.checkpoint import assets_dir
     prof, pol = assets_dir() / 'profile_x86_64.json', default_policy_path()
     missing = [str(p) for p in (prof, pol, pol.with_suffix('.json')) if not p.is_file()]
     if missing:

@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from coinfer_edge.process_harness import (Graph, NodeProcess, NodeStartError, StartInterrupted, log_line_time,
-                                          stop_processes)
+from coinfer_edge.demo.harness import (Graph, NodeProcess, NodeStartError, StartInterrupted, log_line_time,
+                                       stop_processes)
 
 # Exits 0 on SIGINT only once every peer got its SIGINT too (each leaves a file): a one-by-one stop
 # leaves the first process waiting for peers that are never signalled, until SIGTERM ends it (-15).

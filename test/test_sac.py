@@ -10,9 +10,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coinfer_edge.dqn import DQNConfig, train_dqn
-from coinfer_edge.sac import (Actor, ReplayBuffer, SACAgent, SACConfig, SoftQNetwork, actor_loss, alpha_loss,
-                              critic_loss, entropy_target, expectation, train_sac)
+from coinfer_edge.core.dqn import DQNConfig, train_dqn
+from coinfer_edge.core.sac import (Actor, ReplayBuffer, SACAgent, SACConfig, SoftQNetwork, actor_loss, alpha_loss,
+                                   critic_loss, entropy_target, expectation, train_sac)
 
 torch.set_num_threads(1)
 

@@ -5,8 +5,8 @@
 import pytest
 import torch
 
-from coinfer_device.checkpoint import load_checkpoint
-from coinfer_device.slowdown import matched_slowdown, per_frame_ms
+from coinfer_device.core.checkpoint import load_checkpoint
+from coinfer_device.core.slowdown import matched_slowdown, per_frame_ms
 from graph_support import model_checkpoint
 
 

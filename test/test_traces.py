@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from coinfer_edge import traces as T
+from coinfer_edge.core import traces as T
 
 
 def test_mahimahi_reader_counts_packets_per_window(tmp_path: Path) -> None:

@@ -1,0 +1,193 @@
+# Copyright 2026 The coinfer authors
+# SPDX-License-Identifier: Apache-2.0
+"""``coinfer-profile``: measure the model on this machine and write a profile JSON.
+
+Measured: per-block compute time of the trunk and of every exit branch (median of
+``--runs`` after ``--warmup``, batch 1, ``--threads`` torch threads), codec
+encode/decode time and payload bytes for every (partition, bits), and validation
+accuracy of every valid (exit, partition, bits) on the held-out validation split
+(quantization at the partition point is applied per frame, as on the wire).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm import tqdm
+
+from coinfer_device.core.checkpoint import CheckpointError, load_checkpoint
+from coinfer_device.core.codec import decode_features, encode_features
+from coinfer_device.core.data import DatasetError, batch_to_input, load_dataset
+from coinfer_device.core.evaluation import train_validation_indices
+from coinfer_device.core.profile import DEFAULT_BITS_CHOICES, Action, Profile
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line."""
+    p = argparse.ArgumentParser(prog='coinfer-profile', description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--checkpoint', type=Path, default=None, help='checkpoint (default: the shipped one)')
+    p.add_argument('--out', type=Path, default=Path('runs/profile.json'))
+    p.add_argument('--runs', type=int, default=100, help='timed runs per block (median)')
+    p.add_argument('--warmup', type=int, default=20)
+    p.add_argument('--threads', type=int, default=1, help='torch.set_num_threads for timing')
+    p.add_argument('--bits', type=int, nargs='+', default=list(DEFAULT_BITS_CHOICES))
+    p.add_argument('--dataset', default=None, help="data set for accuracy (default: the checkpoint's)")
+    p.add_argument('--data', type=Path, default=None)
+    p.add_argument('--val-images', type=int, default=5000, help='validation images for accuracy')
+    p.add_argument('--skip-accuracy', action='store_true',
+                   help="copy accuracy from --accuracy-from instead of measuring (e.g. on a slow Pi)")
+    p.add_argument('--accuracy-from', type=Path, default=None, help='profile to take accuracy from')
+    return p.parse_args(argv)
+
+
+def _median_ms(fn: Callable[[], object], runs: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def _machine() -> dict:
+    cpu = platform.processor()
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith(('model name', 'Model')):
+                cpu = line.split(':', 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {'arch': platform.machine(), 'cpu': cpu, 'logical_cpus': os.cpu_count(),
+            'system': platform.system(), 'python': platform.python_version(),
+            'torch': torch.__version__}
+
+
+@torch.no_grad()
+def measure_compute(model, x: torch.Tensor, runs: int, warmup: int,
+                    progress: tqdm) -> tuple[list[float], list[float]]:
+    """Return median ms of each trunk block and of each exit branch at batch 1."""
+    block_ms, feats = [], [x]
+    for i, block in enumerate(model.trunk):
+        inp = feats[-1]
+        block_ms.append(_median_ms(lambda b=block, t=inp: b(t), runs, warmup))
+        feats.append(block(inp))
+        progress.update(1)
+    exit_ms = []
+    for e, branch in enumerate(model.exits):
+        inp = feats[model.branch_point(e)]
+        exit_ms.append(_median_ms(lambda b=branch, t=inp: b(t), runs, warmup))
+        progress.update(1)
+    return block_ms, exit_ms
+
+
+@torch.no_grad()
+def measure_codec(model, x: torch.Tensor, bits_choices: list[int], runs: int, warmup: int,
+                  progress: tqdm) -> tuple[dict, dict, dict]:
+    """Return payload bytes, encode ms and decode ms for every (partition, bits) sent to the edge."""
+    payload, enc, dec = {}, {}, {}
+    max_p = max(model.spec.exit_branch_points)
+    for p in range(max_p):
+        feat = model.head(x, p)
+        for b in bits_choices:
+            kwargs = dict(bits=b, exit_point=model.num_exits - 1, partition_point=p, frame_seq=1)
+            data = encode_features(feat, **kwargs)
+            payload[(p, b)] = len(data)
+            enc[(p, b)] = _median_ms(lambda f=feat, k=kwargs: encode_features(f, **k), runs, warmup)
+            dec[(p, b)] = _median_ms(lambda d=data: decode_features(d), runs, warmup)
+            progress.update(1)
+    return payload, enc, dec
+
+
+@torch.no_grad()
+def measure_accuracy(model, x_val: torch.Tensor, y_val: torch.Tensor, bits_choices: list[int],
+                     progress: tqdm) -> dict[Action, float]:
+    """Accuracy of every valid action; features are quantized per frame as on the wire."""
+    bps = model.spec.exit_branch_points
+    acc: dict[Action, float] = {}
+    n = len(y_val)
+    local = [(logits.argmax(1) == y_val).float().mean().item() for logits in model(x_val)]
+    for e, bp in enumerate(bps):
+        acc[Action(e, bp, 0)] = local[e]
+    for p in range(max(bps)):
+        feats = model.head(x_val, p)
+        exits = [e for e, bp in enumerate(bps) if p < bp]
+        for b in bits_choices:
+            recon = torch.stack([
+                decode_features(encode_features(feats[i:i + 1], bits=b, exit_point=exits[-1],
+                                                partition_point=p, frame_seq=i))[1][0]
+                for i in range(n)])
+            for e in exits:
+                pred = model.tail(recon, p, e).argmax(1)
+                acc[Action(e, p, b)] = (pred == y_val).float().mean().item()
+            progress.update(1)
+    return acc
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure and write the profile."""
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    try:
+        loaded = load_checkpoint(args.checkpoint)
+        dataset = args.dataset or loaded.metadata.get('dataset', 'fashion-mnist')
+        train = load_dataset(dataset, args.data, 'train')
+    except (CheckpointError, DatasetError) as exc:
+        print(f'coinfer-profile: error: {exc}', file=sys.stderr)
+        return 2
+    model, pre = loaded.model, loaded.preprocessing
+    _, val_idx = train_validation_indices(len(train))
+    val = train.subset(val_idx[:args.val_images])
+    x_val = batch_to_input(val.images, pre)
+    y_val = torch.from_numpy(val.labels)
+    x1 = x_val[:1].clone()
+    bits = sorted(set(args.bits))
+    max_p = max(model.spec.exit_branch_points)
+    total = model.num_blocks + model.num_exits + max_p * len(bits) * (1 if args.skip_accuracy else 2)
+    t0 = time.time()
+    with tqdm(total=total, desc='profiling', unit='step', disable=None) as progress:
+        progress.set_postfix_str('compute')
+        block_ms, exit_ms = measure_compute(model, x1, args.runs, args.warmup, progress)
+        progress.set_postfix_str('codec')
+        payload, enc, dec = measure_codec(model, x1, bits, args.runs, args.warmup, progress)
+        if args.skip_accuracy:
+            if args.accuracy_from is None:
+                print('coinfer-profile: error: --skip-accuracy needs --accuracy-from PROFILE', file=sys.stderr)
+                return 2
+            accuracy = Profile.load(args.accuracy_from).accuracy
+        else:
+            progress.set_postfix_str('accuracy')
+            torch.set_num_threads(max(args.threads, torch.get_num_threads()))
+            accuracy = measure_accuracy(model, x_val, y_val, bits, progress)
+    profile = Profile(
+        block_ms=block_ms, exit_ms=exit_ms, branch_points=list(model.spec.exit_branch_points),
+        bits_choices=bits, payload_bytes=payload, encode_ms=enc, decode_ms=dec, accuracy=accuracy,
+        machine=_machine(),
+        model={'checkpoint': loaded.path.name, 'weights_sha256': loaded.metadata.get('weights_sha256'),
+               'dataset': dataset, 'num_blocks': model.num_blocks,
+               'feature_shapes': [list(model.feature_shape(p)) for p in range(model.num_blocks + 1)]},
+        settings={'torch_threads': args.threads, 'runs': args.runs, 'warmup': args.warmup, 'batch': 1,
+                  'validation_images': len(val), 'wall_time_s': round(time.time() - t0, 1),
+                  'command': 'coinfer-profile ' + shlex.join(sys.argv[1:] if argv is None else argv)},
+    )
+    profile.validate()
+    profile.save(args.out)
+    print(f'total head+tail compute (final exit, all blocks): {sum(block_ms) + exit_ms[-1]:.3f} ms; '
+          f'{len(accuracy)} actions; wrote {args.out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

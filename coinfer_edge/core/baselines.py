@@ -1,0 +1,112 @@
+# Copyright 2026 The coinfer authors
+# SPDX-License-Identifier: Apache-2.0
+"""Baseline decision rules, each a :data:`coinfer_edge.core.env.Decider` (StepView -> action indices).
+
+Rules that need a latency estimate use the *measured* state (what a deployed rule sees) and the same
+:class:`~coinfer_edge.core.env.LatencyModel` as the environment; only the oracle
+(:func:`coinfer_edge.core.env.oracle_decider`) sees the true state.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from coinfer_device.core.profile import LOCAL_BITS, Action, Profile
+from coinfer_edge.core.env import (Decider, EnvConfig, LatencyModel, RewardConfig, StepView, TraceBank, action_mask,
+                                   masked_argmax)
+from coinfer_edge.core.traces import Trace
+
+FLOAT_BITS = 32
+RAW_INPUT_BITS = 8
+
+
+def fixed(index: int) -> Decider:
+    """Return a rule that always picks action ``index``."""
+    def decide(v: StepView) -> np.ndarray:
+        return np.full(len(v.deadline_ms), index)
+    return decide
+
+
+def device_only_index(latency: LatencyModel) -> int:
+    """Return the index of the final exit run entirely on the device."""
+    last = len(latency.profile.branch_points) - 1
+    return latency.index[Action(last, latency.profile.branch_points[last], LOCAL_BITS)]
+
+
+def edge_only_index(latency: LatencyModel) -> int:
+    """Return the index of "send the raw input": final exit, partition 0 at 8 bits."""
+    last = len(latency.profile.branch_points) - 1
+    return latency.index[Action(last, 0, RAW_INPUT_BITS)]
+
+
+def best_fixed_index(profile: Profile, traces: Sequence[Trace], reward: RewardConfig, cfg: EnvConfig) -> int:
+    """Return the allowed action with the best mean reward over ``traces`` (the training traces)."""
+    latency = LatencyModel(profile, cfg.latency)
+    bank = TraceBank(traces, latency)
+    mask = action_mask(latency.actions, cfg.allowed_exits, cfg.allowed_bits)
+    deadlines = cfg.deadlines_ms or [reward.deadline_ms]
+    mean = np.mean([reward.reward(latency.accuracy, bank.latency, d).mean(axis=0) for d in deadlines], axis=0)
+    return int(masked_argmax(mean, mask))
+
+
+def random_rule(seed: int = 0) -> Decider:
+    """Return a rule that picks uniformly among allowed actions."""
+    rng = np.random.default_rng(seed)
+
+    def decide(v: StepView) -> np.ndarray:
+        return rng.choice(np.nonzero(v.mask)[0], size=len(v.deadline_ms))
+    return decide
+
+
+def _float_candidates(latency: LatencyModel, exits: Sequence[int] | None = None) -> np.ndarray:
+    exits_set = set(range(len(latency.profile.branch_points)) if exits is None else exits)
+    return np.array([a.exit in exits_set and a.bits in (FLOAT_BITS, LOCAL_BITS) for a in latency.actions])
+
+
+def neurosurgeon(latency: LatencyModel) -> Decider:
+    """Neurosurgeon-style: final exit, float32 features, the partition of least *predicted* latency."""
+    last = len(latency.profile.branch_points) - 1
+    cand = _float_candidates(latency, [last])
+
+    def decide(v: StepView) -> np.ndarray:
+        predicted = latency.table(v.measured)
+        return masked_argmax(-predicted, cand & v.mask)
+    return decide
+
+
+def edgent(latency: LatencyModel) -> Decider:
+    """Edgent-style: the most accurate exit whose best float32 partition meets the deadline.
+
+    For each exit (most accurate first) take the partition of least predicted latency (float32 or
+    local); choose the first exit whose prediction is within the deadline, else the fastest of all.
+    """
+    n_exits = len(latency.profile.branch_points)
+    per_exit = [_float_candidates(latency, [e]) for e in range(n_exits)]
+    exit_acc = [latency.accuracy[m].max() for m in per_exit]
+    order = sorted(range(n_exits), key=lambda e: -exit_acc[e])
+    allf = _float_candidates(latency)
+
+    def decide(v: StepView) -> np.ndarray:
+        predicted = latency.table(v.measured)
+        choice = masked_argmax(-predicted, allf & v.mask)
+        decided = np.zeros(len(choice), bool)
+        for e in order:
+            m = per_exit[e] & v.mask
+            if not m.any():
+                continue
+            best = masked_argmax(-predicted, m)
+            ok = ~decided & (predicted[np.arange(len(best)), best] <= v.deadline_ms)
+            choice = np.where(ok, best, choice)
+            decided |= ok
+        return choice
+    return decide
+
+
+def greedy_measured(latency: LatencyModel, reward: RewardConfig) -> Decider:
+    """Model-based reference: the oracle's search, but on the *measured* state (what a policy sees)."""
+    def decide(v: StepView) -> np.ndarray:
+        r = reward.reward(latency.accuracy, latency.table(v.measured), v.deadline_ms[:, None])
+        return masked_argmax(r, v.mask)
+    return decide

@@ -1,0 +1,186 @@
+# Copyright 2026 The coinfer authors
+# SPDX-License-Identifier: Apache-2.0
+"""Trained split policies on disk, and the object the policy node uses to decide.
+
+A policy is two files: ``NAME.pt`` = ``torch.save`` of a dict of plain tensors
+(``layers.i.weight`` / ``layers.i.bias`` of an MLP ``Linear-ReLU-...-Linear``), loaded with
+``torch.load(weights_only=True)``; ``NAME.json`` = metadata: the profile's identity (SHA-256 of its
+canonical JSON), the action table as ``[[exit, partition, bits], ...]``, the action mask, reward
+coefficients, state normalization, latency-model settings, hyperparameters and how it was trained.
+:meth:`TrainedPolicy.load` refuses a policy whose action table or profile does not match.
+
+Usage in a node::
+
+    policy = TrainedPolicy.load()            # shipped policy, checked against the shipped profile
+    s = build_state(bw_mbps, rtt_ms, dev_load, edge_load, last_latency_ms, deadline_ms,
+                    prev_index, len(policy.actions))
+    action = policy.act(s)                   # Action(exit, partition, bits), greedy, masked
+    prev_index = policy.index_of(action)
+
+Inference is plain numpy (a few matrix-vector products, ~10-50 us on a CPU).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from coinfer_device.core.checkpoint import read_sidecar_metadata, sha256_file
+from coinfer_device.core.profile import Action, Profile, ProfileError
+from coinfer_edge.core.env import (N_STATE_SCALARS, STATE_FEATURES, Decider, RewardConfig, StepView, build_state,
+                                   state_dim)
+
+POLICY_FORMAT = 'coinfer-policy'
+POLICY_VERSION = 1
+
+__all__ = ['POLICY_FORMAT', 'POLICY_VERSION', 'PolicyError', 'TrainedPolicy', 'build_state', 'default_policy_path',
+           'profile_sha256', 'save_policy']
+
+
+class PolicyError(RuntimeError):
+    """A policy file is missing, corrupt, or does not match the profile / action table."""
+
+
+def default_policy_path() -> Path:
+    """Return the shipped policy ``coinfer_edge/assets/sacd_policy.pt``."""
+    return Path(str(resources.files('coinfer_edge') / 'assets')) / 'sacd_policy.pt'
+
+
+def profile_sha256(profile: Profile) -> str:
+    """Return the SHA-256 of the profile's canonical JSON (sorted keys, no spaces)."""
+    text = json.dumps(profile.to_dict(), sort_keys=True, separators=(',', ':'))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def save_policy(path: Path | str, weights: dict[str, torch.Tensor], profile: Profile, reward: RewardConfig,
+                mask: np.ndarray, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``path`` (plain tensors) and ``path.json`` (metadata); return the metadata path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.detach().float().contiguous() for k, v in weights.items()}, path)
+    actions = profile.actions()
+    meta: dict[str, Any] = {
+        'format': POLICY_FORMAT,
+        'version': POLICY_VERSION,
+        'weights_file': path.name,
+        'weights_sha256': sha256_file(path),
+        'architecture': 'mlp-relu (layers.i.weight/bias), output = logits (sacd) or Q-values (dqn); '
+                        'greedy action = masked argmax',
+        'profile_sha256': profile_sha256(profile),
+        'profile_machine': profile.machine,
+        'actions': [a.to_list() for a in actions],
+        'action_mask': [bool(m) for m in mask],
+        'reward': reward.to_dict(),
+        'state': {'dim': state_dim(len(actions)), 'n_scalars': N_STATE_SCALARS, 'features': list(STATE_FEATURES),
+                  'builder': 'coinfer_edge.core.env.build_state'},
+    }
+    meta.update(extra or {})
+    mpath = path.with_suffix('.json')
+    mpath.write_text(json.dumps(meta, indent=1) + '\n')
+    return mpath
+
+
+class TrainedPolicy:
+    """A loaded policy: masked greedy decisions over the action table of one profile."""
+
+    def __init__(self, layers: Sequence[tuple[np.ndarray, np.ndarray]], actions: Sequence[Action], mask: np.ndarray,
+                 reward_config: RewardConfig, metadata: dict[str, Any], path: Path | None = None) -> None:
+        self.layers = [(np.asarray(w, np.float32), np.asarray(b, np.float32)) for w, b in layers]
+        self.actions = tuple(actions)
+        self.mask = np.asarray(mask, bool)
+        self.reward_config = reward_config
+        self.metadata = metadata
+        self.path = path
+        self._index = {a: i for i, a in enumerate(self.actions)}
+        if self.layers[0][0].shape[1] != self.state_dim or self.layers[-1][0].shape[0] != len(self.actions):
+            raise PolicyError(f'network shape {self.layers[0][0].shape[1]}->{self.layers[-1][0].shape[0]} does not '
+                              f'fit state_dim {self.state_dim} / {len(self.actions)} actions')
+
+    @property
+    def state_dim(self) -> int:
+        """Return the expected state length (``6 + len(actions)``)."""
+        return state_dim(len(self.actions))
+
+    @property
+    def agent(self) -> str:
+        """Return which algorithm produced the policy (``sacd`` or ``dqn``)."""
+        return str(self.metadata.get('agent', 'sacd'))
+
+    def index_of(self, action: Action) -> int:
+        """Return the index of ``action`` in :attr:`actions` (for ``prev_action_index``)."""
+        try:
+            return self._index[action]
+        except KeyError:
+            raise PolicyError(f'{action} is not in this policy\'s action table') from None
+
+    def logits(self, states: np.ndarray) -> np.ndarray:
+        """Return the network output (logits or Q-values) for states [N, D] (or one state [D])."""
+        h = np.asarray(states, np.float32)
+        if h.shape[-1] != self.state_dim:
+            raise PolicyError(f'state has {h.shape[-1]} features, policy expects {self.state_dim}')
+        for i, (w, b) in enumerate(self.layers):
+            h = h @ w.T + b
+            if i < len(self.layers) - 1:
+                h = np.maximum(h, 0.0)
+        return h
+
+    def act_indices(self, states: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        """Return greedy action indices for states [N, D]; ``mask`` further restricts the allowed set."""
+        m = self.mask if mask is None else self.mask & np.asarray(mask, bool)
+        if not m.any():
+            raise PolicyError('mask excludes every action')
+        return np.argmax(np.where(m, self.logits(states), -np.inf), axis=-1)
+
+    def act(self, state: np.ndarray, mask: np.ndarray | None = None) -> Action:
+        """Return the greedy allowed action for one state (from :func:`build_state`)."""
+        return self.actions[int(self.act_indices(np.asarray(state)[None, :], mask)[0])]
+
+    def decider(self) -> Decider:
+        """Return this policy as an evaluation rule (StepView -> indices)."""
+        def decide(v: StepView) -> np.ndarray:
+            return self.act_indices(v.state, v.mask)
+        return decide
+
+    @classmethod
+    def load(cls, path: Path | str | None = None, profile: Profile | None = None,
+             check_profile: bool = True) -> 'TrainedPolicy':
+        """Load a policy; ``path=None`` = shipped one, ``profile=None`` = shipped profile.
+
+        Raises :class:`PolicyError` when files are missing or corrupt, when the action table differs
+        from ``profile.actions()``, or (``check_profile``) when the profile's SHA-256 differs from the
+        one the policy was trained on.
+        """
+        path = Path(path) if path is not None else default_policy_path()
+        meta = read_sidecar_metadata(path, POLICY_FORMAT, POLICY_VERSION, PolicyError)
+        if profile is None:
+            try:
+                profile = Profile.load()
+            except ProfileError as exc:
+                raise PolicyError(f'cannot check the policy against the shipped profile: {exc}') from exc
+        actions = [Action(*map(int, a)) for a in meta['actions']]
+        expected = list(profile.actions())
+        if actions != expected:
+            raise PolicyError(
+                f'{path.name}: action table mismatch: the policy was trained on {len(actions)} actions '
+                f'(branch points / bits of its profile), this profile has {len(expected)} '
+                f'(branch points {profile.branch_points}, bits {profile.bits_choices}); retrain the policy '
+                f'with coinfer-train-policy --profile <this profile>')
+        if check_profile and meta.get('profile_sha256') != profile_sha256(profile):
+            raise PolicyError(
+                f'{path.name}: trained on profile sha256 {str(meta.get("profile_sha256"))[:12]}..., given profile is '
+                f'{profile_sha256(profile)[:12]}... (different timings/accuracies); retrain with '
+                f'coinfer-train-policy --profile <this profile>, or pass check_profile=False to accept it')
+        try:
+            state = torch.load(path, map_location='cpu', weights_only=True)
+            n = len(state) // 2
+            layers = [(state[f'layers.{i}.weight'].numpy(), state[f'layers.{i}.bias'].numpy()) for i in range(n)]
+        except Exception as exc:  # torch raises several types for bad files
+            raise PolicyError(f'{path}: cannot load weights: {exc}') from exc
+        return cls(layers, actions, np.array(meta['action_mask'], bool), RewardConfig.from_dict(meta['reward']),
+                   meta, path)

@@ -1,0 +1,571 @@
+# Copyright 2026 The coinfer authors
+# SPDX-License-Identifier: Apache-2.0
+"""All-in-one demo: the whole coinfer graph on this machine, over real DDS, with a changing link.
+
+``coinfer-demo`` starts the camera (Fashion-MNIST replay), device, CPU monitors, edge, link
+monitor and policy nodes as separate processes -- the installed console scripts with the
+same parameter files as the launch files (``config/*.yaml``) plus a few ``-p`` overrides --
+and emulates a link whose bandwidth steps through a schedule (default 20 -> 2 -> 0.5 -> 10
+Mbit/s) inside the device node, so no root is needed.  An rclpy monitor node in this
+process records every result, ground-truth label, decision and link estimate, prints a
+one-line live status, and at the end prints a table and writes plots, the per-frame
+records and a JSON summary to the results folder.  Ctrl-C ends the run early (the nodes
+are stopped with SIGINT, then SIGTERM, then SIGKILL) and still reports what ran.
+See docs/demo.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import sys
+import threading
+import time
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from coinfer_device.core.link_emulator import BandwidthSchedule
+from coinfer_device.core.slowdown import Calibration, matched_slowdown, per_frame_ms
+from coinfer_device.ros import messages as m
+from coinfer_edge.demo.report import (FALLBACK_WORDS, FrameRecord, format_summary, summarize, write_plots,
+                                      write_records, write_summary)
+from coinfer_edge.demo.harness import (Graph, NodeStartError, StartInterrupted, clean_stale_shm, config_file, ros_env)
+
+PROG = 'coinfer-demo'
+DEFAULT_SCHEDULE_MBPS = (20.0, 2.0, 0.5, 10.0)
+DEFAULT_RTT_MS = 2.0
+STATUS_WINDOW_S = 5.0
+STARTUP_TIMEOUT_S = 120.0
+DOMAIN_RANGE = (10, 100)
+# Receivers first, then the device and the camera: the device's first probes then find a
+# running edge instead of one still loading (a slow first round trip skews the link estimate).
+STARTUP_PHASES = (('edge', 'edge_cpu_monitor', 'policy', 'link_monitor'), ('cpu_monitor', 'device', 'camera'))
+
+
+class DemoError(RuntimeError):
+    """The demo cannot run; the message is one line for the user."""
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description='Run the whole coinfer graph on this machine with a changing emulated link and '
+        'report accuracy, latency and the policy decisions (docs/demo.md).')
+    parser.add_argument('--duration', type=float, default=60.0, metavar='S',
+                        help='seconds to run once the link schedule starts (default 60)')
+    parser.add_argument('--out', type=Path, default=None,
+                        help='results folder (default results/demo-<timestamp>)')
+    parser.add_argument('--rate-hz', type=float, default=10.0, help='camera frame rate (default 10)')
+    parser.add_argument('--policy', choices=('sacd', 'rule'), default='sacd',
+                        help="'sacd' = the shipped SAC-d policy (default; 'rule' when it is missing), "
+                        "'rule' = exhaustive search with the latency model")
+    parser.add_argument('--no-plots', action='store_true', help='do not write PNG plots')
+    parser.add_argument('--domain-id', type=int, default=None,
+                        help=f'ROS_DOMAIN_ID of the graph (default: a random unused one in '
+                        f'{DOMAIN_RANGE[0]}..{DOMAIN_RANGE[1] - 1})')
+    parser.add_argument('--link-mbps', type=float, nargs='+', default=list(DEFAULT_SCHEDULE_MBPS), metavar='MBPS',
+                        help='bandwidth steps of the emulated link (default: 20 2 0.5 10)')
+    parser.add_argument('--step-s', type=float, default=None,
+                        help='seconds per bandwidth step (default: duration / number of steps)')
+    parser.add_argument('--rtt-ms', type=float, default=DEFAULT_RTT_MS,
+                        help=f'round-trip time of the emulated link (default {DEFAULT_RTT_MS:g})')
+    parser.add_argument('--compute-slowdown', type=float, default=None, metavar='K',
+                        help='emulate a K times slower robot CPU in the device node (default: calibrated so that '
+                        "the device compute equals the policy's latency model, i.e. latency.device_slowdown (6) "
+                        "times the profile's timings; 1 = this machine as is)")
+    parser.add_argument('--model', type=Path, default=None,
+                        help='checkpoint for device and edge (default: the shipped one)')
+    parser.add_argument('--profile', type=Path, default=None,
+                        help='machine profile for the policy (default: the shipped one)')
+    parser.add_argument('--policy-file', type=Path, default=None,
+                        help='trained SAC-d policy for --policy sacd (default: the shipped one)')
+    args = parser.parse_args(argv)
+    if not args.duration > 0:
+        parser.error('--duration must be > 0')
+    if not 0.01 <= args.rate_hz <= 1000:
+        parser.error('--rate-hz must be in 0.01..1000')
+    if any(not v > 0 for v in args.link_mbps):
+        parser.error('--link-mbps values must be > 0')
+    if args.step_s is not None and not args.step_s > 0:
+        parser.error('--step-s must be > 0')
+    if args.rtt_ms < 0:
+        parser.error('--rtt-ms must be >= 0')
+    if args.compute_slowdown is not None and not 1.0 <= args.compute_slowdown <= 1000.0:
+        parser.error('--compute-slowdown must be in 1..1000')
+    if args.domain_id is not None and not 0 <= args.domain_id <= 232:
+        parser.error('--domain-id must be in 0..232')
+    return args
+
+
+def domain_in_use(domain_id: int) -> bool:
+    """Return whether a DDS participant seems to use ``domain_id`` on this host.
+
+    The first participant of a domain binds the unicast discovery port ``7410 + 250 d``
+    (RTPS well-known ports); if it cannot be bound, someone is there.
+    """
+    port = 7410 + 250 * domain_id
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind(('127.0.0.1', port))
+        except OSError:
+            return True
+    return False
+
+
+def choose_domain_id(rng: random.Random | None = None) -> int:
+    """Return a random domain id in :data:`DOMAIN_RANGE` that no participant seems to use."""
+    rng = rng or random.SystemRandom()
+    candidates = list(range(*DOMAIN_RANGE))
+    rng.shuffle(candidates)
+    for d in candidates:
+        if not domain_in_use(d):
+            return d
+    return candidates[0]
+
+
+def _asset(package: str, name: str) -> Path:
+    return Path(str(resources.files(package) / 'assets')) / name
+
+
+def shipped_assets() -> dict[str, Path]:
+    """Return the shipped checkpoint, profile and policy paths (which may not exist)."""
+    return {'model': _asset('coinfer_device', 'fmnist_alexnet.pt'),
+            'profile': _asset('coinfer_device', 'profile_x86_64.json'),
+            'policy': _asset('coinfer_edge', 'sacd_policy.pt')}
+
+
+def resolve_inputs(args: argparse.Namespace) -> tuple[str, list[str]]:
+    """Check model, profile and policy; return the policy to run and notes for the user."""
+    shipped = shipped_assets()
+    model = args.model or shipped['model']
+    if not model.is_file():
+        raise DemoError(f'model checkpoint {model} is missing (train one with coinfer-train-model, or pass --model)')
+    profile = args.profile or shipped['profile']
+    if not profile.is_file():
+        raise DemoError(f'machine profile {profile} is missing (measure one with coinfer-profile, or pass --profile)')
+    notes = []
+    policy = args.policy
+    if policy == 'sacd' and args.policy_file is not None and not args.policy_file.is_file():
+        raise DemoError(f'policy file {args.policy_file} is missing')
+    if policy == 'sacd' and args.policy_file is None and not shipped['policy'].is_file():
+        notes.append(f'note: the SAC-d policy {shipped["policy"]} is missing; using --policy rule '
+                     '(train one with coinfer-train-policy)')
+        policy = 'rule'
+    return policy, notes
+
+
+def policy_device_slowdown(policy: str, policy_file: Path | None) -> float:
+    """Return the robot CPU slowdown the policy assumes (``latency.device_slowdown``).
+
+    SAC-d: the latency model it was trained with (its ``.json``); rule: ``config/policy.yaml``.
+    """
+    try:
+        if policy == 'sacd':
+            meta = json.loads(Path(policy_file or shipped_assets()['policy']).with_suffix('.json').read_text())
+            return float(meta['latency_model']['device_slowdown'])
+        doc = yaml.safe_load(config_file('policy.yaml').read_text())
+        return float(doc['/**/policy_node']['ros__parameters']['latency.device_slowdown'])
+    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
+        raise DemoError(f'cannot read the device slowdown the {policy} policy assumes ({exc}); pass '
+                        '--compute-slowdown') from exc
+
+
+def calibrate_slowdown(device_slowdown: float, args: argparse.Namespace) -> Calibration:
+    """Return the device's ``compute_slowdown`` at which its compute matches the policy's latency model.
+
+    Times the full network here once per camera period (as the device node runs it) against
+    the profile's time for it (:mod:`coinfer_device.core.slowdown`).
+    """
+    import torch
+
+    from coinfer_device.core.checkpoint import load_checkpoint
+    from coinfer_device.core.profile import Action, Profile
+
+    torch.set_num_threads(1)  # as the device node (torch_threads: 1)
+    model = load_checkpoint(args.model).model
+    profile = Profile.load(args.profile)
+    last = len(profile.branch_points) - 1
+    profiled = profile.device_compute_ms(Action(last, profile.branch_points[last], 0))
+    measured = per_frame_ms(model, min(1.0 / args.rate_hz, 0.1))
+    return matched_slowdown(device_slowdown, profiled, measured)
+
+
+def default_out() -> Path:
+    """Return ``results/demo-<timestamp>`` under the current folder."""
+    return Path('results') / f'demo-{datetime.now().strftime("%Y%m%d-%H%M%S")}'
+
+
+# --------------------------------------------------------------------------- the graph
+
+
+def build_graph(args: argparse.Namespace, policy: str, schedule: BandwidthSchedule, env: dict[str, str],
+                log_dir: Path, compute_slowdown: float) -> Graph:
+    """Return the node processes (not started): the launch files' nodes, params files and overrides."""
+    model = {'model_path': str(args.model)} if args.model else {}
+    profile = {'profile_path': str(args.profile)} if args.profile else {}
+    if policy == 'sacd' and args.policy_file:
+        profile['policy_path'] = str(args.policy_file)
+    g = Graph(env, log_dir)
+    edge_yaml, device_yaml = config_file('edge.yaml'), config_file('device.yaml')
+    g.add('edge', 'edge_node', name='edge_node', params_files=[edge_yaml], params=model)
+    g.add('edge_cpu_monitor', 'cpu_monitor', name='edge_cpu_monitor', params_files=[edge_yaml])
+    g.add('policy', 'policy_node', name='policy_node', params_files=[config_file('policy.yaml')],
+          params={'policy': policy, **profile})
+    g.add('link_monitor', 'link_monitor', name='link_monitor', params_files=[config_file('link_monitor.yaml')])
+    g.add('cpu_monitor', 'cpu_monitor', name='cpu_monitor', params_files=[device_yaml])
+    g.add('device', 'device_node', name='device_node', params_files=[device_yaml], params={
+        **model, 'emulated_link.enabled': True,
+        'emulated_link.bandwidth_schedule_mbps': [float(v) for v in schedule.mbps],
+        'emulated_link.step_s': float(schedule.step_s), 'emulated_link.loop': schedule.loop,
+        'emulated_link.rtt_ms': float(args.rtt_ms), 'compute_slowdown': float(compute_slowdown)})
+    g.add('camera', 'camera_node', name='camera_node', params_files=[config_file('camera.yaml')],
+          params={'rate_hz': float(args.rate_hz)})
+    return g
+
+
+# --------------------------------------------------------------------------- monitor node
+
+
+class Monitor:
+    """rclpy node in this process that records what the graph publishes (own context and thread)."""
+
+    def __init__(self) -> None:
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.node import Node
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+        from rclpy.signals import SignalHandlerOptions
+        from sensor_msgs.msg import JointState
+        from std_msgs.msg import Float32, Int32MultiArray
+
+        self._rclpy = rclpy
+        self.context = rclpy.Context()
+        rclpy.init(args=[], context=self.context, signal_handler_options=SignalHandlerOptions.NO)
+        self.node = Node('coinfer_demo_monitor', context=self.context)
+        self.lock = threading.Lock()
+        self.results: list[tuple[float, int, m.Result]] = []
+        self.truth: dict[int, int] = {}
+        self.decisions: list[tuple[float, str]] = []
+        self.series: dict[str, list[tuple[float, float]]] = {
+            'bandwidth_mbps': [], 'rtt_ms': [], 'device_load': [], 'edge_load': [], 'emulated_mbps': []}
+        self.bad_messages = 0
+        reliable = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
+        sensor = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        n = self.node
+        n.create_subscription(JointState, 'coinfer/result', self._on_result, reliable)
+        n.create_subscription(JointState, 'coinfer/ground_truth', self._on_truth, reliable)
+        n.create_subscription(Int32MultiArray, 'coinfer/decision', self._on_decision, latched)
+        for key, topic in (('bandwidth_mbps', 'coinfer/link/bandwidth_mbps'), ('rtt_ms', 'coinfer/link/rtt_ms'),
+                           ('device_load', 'coinfer/device/cpu_load'), ('edge_load', 'coinfer/edge/cpu_load')):
+            n.create_subscription(Float32, topic, lambda msg, k=key: self._add(k, float(msg.data)), sensor)
+        n.create_subscription(DiagnosticArray, 'diagnostics', self._on_diagnostics, reliable)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, name='demo-monitor', daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        try:
+            self.executor.spin()
+        except Exception:  # noqa: BLE001 - the executor ends when the context shuts down
+            pass
+
+    def _add(self, key: str, value: float) -> None:
+        with self.lock:
+            self.series[key].append((time.monotonic(), value))
+
+    def _on_result(self, msg: Any) -> None:
+        try:
+            result = m.read_result(msg)
+        except m.MessageError:
+            self.bad_messages += 1
+            return
+        with self.lock:
+            self.results.append((time.monotonic(), m.stamp_ns(msg.header), result))
+
+    def _on_truth(self, msg: Any) -> None:
+        try:
+            label = m.read_ground_truth(msg)
+        except m.MessageError:
+            self.bad_messages += 1
+            return
+        with self.lock:
+            self.truth[m.stamp_ns(msg.header)] = label
+
+    def _on_decision(self, msg: Any) -> None:
+        try:
+            action = m.read_decision(msg)
+        except m.MessageError:
+            self.bad_messages += 1
+            return
+        with self.lock:
+            self.decisions.append((time.monotonic(), action.label()))
+
+    def _on_diagnostics(self, msg: Any) -> None:
+        for status in msg.status:
+            if status.name.rsplit('/', 1)[-1] != 'device_node':
+                continue
+            for kv in status.values:
+                if kv.key == 'emulated_bandwidth_mbps':
+                    try:
+                        self._add('emulated_mbps', float(kv.value))
+                    except ValueError:
+                        pass
+
+    def latest(self, key: str) -> float | None:
+        """Return the newest value of a telemetry series."""
+        with self.lock:
+            items = self.series[key]
+            return items[-1][1] if items else None
+
+    def snapshot(self) -> tuple[list[tuple[float, int, m.Result]], dict[int, int], list[tuple[float, str]],
+                                dict[str, list[tuple[float, float]]]]:
+        """Return copies of everything recorded so far."""
+        with self.lock:
+            return (list(self.results), dict(self.truth), list(self.decisions),
+                    {k: list(v) for k, v in self.series.items()})
+
+    def close(self) -> None:
+        """Stop spinning and shut the context down."""
+        self.executor.shutdown(timeout_sec=2.0)
+        self.node.destroy_node()
+        self._rclpy.try_shutdown(context=self.context)
+        self._thread.join(timeout=5.0)
+
+
+def _value_at(series: Sequence[tuple[float, float]], t: float) -> float | None:
+    """Return the newest value of ``series`` (sorted by time) at or before ``t``."""
+    lo, hi = 0, len(series)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if series[mid][0] <= t:
+            lo = mid + 1
+        else:
+            hi = mid
+    return series[lo - 1][1] if lo else None
+
+
+def frame_records(results: Sequence[tuple[float, int, m.Result]], truth: dict[int, int], t0: float,
+                  schedule: BandwidthSchedule, estimates: Sequence[tuple[float, float]]) -> list[FrameRecord]:
+    """Turn received results into :class:`FrameRecord` rows (times relative to ``t0``)."""
+    rows = []
+    for t, stamp, r in results:
+        rows.append(FrameRecord(
+            t_s=t - t0, stamp_ns=stamp, frame_seq=r.frame_seq, class_id=r.class_id, truth=truth.get(stamp),
+            confidence=r.confidence, action=r.action.label(), exit=r.exit, partition=r.partition, bits=r.bits,
+            source='edge' if r.source == m.SOURCE_EDGE else 'device',
+            fallback=FALLBACK_WORDS.get(r.fallback, str(r.fallback)), device_ms=r.device_ms,
+            transfer_ms=r.transfer_ms, edge_ms=r.edge_ms, total_ms=r.total_ms, payload_bytes=r.payload_bytes,
+            deadline_ms=r.deadline_ms, deadline_met=r.deadline_met, link_mbps=schedule.mbps_at(t - t0),
+            estimated_mbps=_value_at(estimates, t)))
+    return rows
+
+
+# --------------------------------------------------------------------------- live status
+
+
+class StatusLine:
+    """One status line: rewritten in place on a terminal, one line every few seconds otherwise."""
+
+    def __init__(self, stream: Any = None, every_s: float = 5.0) -> None:
+        self.stream = stream or sys.stdout
+        self.tty = bool(getattr(self.stream, 'isatty', lambda: False)())
+        self.every_s = 0.5 if self.tty else every_s
+        self._shown = False
+
+    def show(self, text: str) -> None:
+        """Print ``text`` as the current status."""
+        if self.tty:
+            width = shutil.get_terminal_size((120, 20)).columns - 1
+            self.stream.write('\r' + text[:width].ljust(width))
+            self._shown = True
+        else:
+            self.stream.write(text + '\n')
+        self.stream.flush()
+
+    def done(self) -> None:
+        """End the in-place line (terminal only)."""
+        if self.tty and self._shown:
+            self.stream.write('\n')
+            self.stream.flush()
+            self._shown = False
+
+
+def status_text(monitor: Monitor, t0: float, now: float, schedule: BandwidthSchedule) -> str:
+    """Return the live one-line status."""
+    results, truth, decisions, _ = monitor.snapshot()
+    judged = [(stamp, r) for _, stamp, r in results if stamp in truth]
+    acc = sum(truth[s] == r.class_id for s, r in judged) / len(judged) if judged else None
+    recent = sorted(r.total_ms for t, _, r in results if now - t <= STATUS_WINDOW_S)
+    recent_hit = [r.deadline_met for t, _, r in results if now - t <= STATUS_WINDOW_S]
+    p50 = recent[len(recent) // 2] if recent else None
+    est = monitor.latest('bandwidth_mbps')
+    rtt = monitor.latest('rtt_ms')
+    load = monitor.latest('device_load')
+    parts = [f't={now - t0:5.1f}s', f'frames {len(results):4d}',
+             f'acc {acc:.3f}' if acc is not None else 'acc   -  ',
+             f'p50 {p50:6.1f} ms' if p50 is not None else 'p50     -    ',
+             f'hit {100.0 * sum(recent_hit) / len(recent_hit):3.0f}%' if recent_hit else 'hit   -',
+             f'link {schedule.mbps_at(now - t0):g} Mbit/s (est {_short(est)}' if est is not None
+             else f'link {schedule.mbps_at(now - t0):g} Mbit/s (est -',
+             (f'rtt {rtt:.1f} ms)' if rtt is not None else 'rtt -)'),
+             f'cpu {load:.2f}' if load is not None else 'cpu -',
+             f'decision {decisions[-1][1]}' if decisions else 'decision - (device fallback)']
+    return ' | '.join(parts[:2] + [' '.join(parts[2:5]), ' '.join(parts[5:7]), parts[7], parts[8]])
+
+
+def _short(value: float) -> str:
+    return f'{value:.2g}' if value < 10 else f'{value:.0f}'
+
+
+# --------------------------------------------------------------------------- main
+
+
+def run(args: argparse.Namespace, stop: threading.Event) -> int:
+    """Run the demo; return the exit status."""
+    policy, notes = resolve_inputs(args)
+    for note in notes:
+        print(note, flush=True)
+    out = (args.out or default_out()).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    log_dir, ros_log = out / 'logs', out / 'ros_log'
+    log_dir.mkdir(exist_ok=True)
+    domain = args.domain_id if args.domain_id is not None else choose_domain_id()
+    env = ros_env(domain, ros_log)
+    for key in set(os.environ) - set(env):  # this process's own DDS participant uses the same settings
+        del os.environ[key]
+    os.environ.update(env)
+    assumed = policy_device_slowdown(policy, args.policy_file)
+    calibration = None if args.compute_slowdown is not None else calibrate_slowdown(assumed, args)
+    slowdown = args.compute_slowdown if calibration is None else round(calibration.compute_slowdown, 2)
+    step_s = args.step_s or args.duration / len(args.link_mbps)
+    schedule = BandwidthSchedule(tuple(args.link_mbps), step_s, loop=True)
+    config = {'duration_s': args.duration, 'rate_hz': args.rate_hz, 'policy': policy, 'domain_id': domain,
+              'link_mbps': list(schedule.mbps), 'step_s': step_s, 'rtt_ms': args.rtt_ms, 'compute_slowdown': slowdown,
+              'policy_device_slowdown': assumed,
+              'calibration': None if calibration is None else {'per_frame_ms': calibration.measured_ms,
+                                                               'profiled_ms': calibration.profiled_ms},
+              'model': str(args.model or 'shipped'), 'profile': str(args.profile or 'shipped'),
+              'policy_file': str(args.policy_file or 'shipped') if policy == 'sacd' else None,
+              'out': str(out)}
+    print(f'{PROG}: ROS_DOMAIN_ID={domain}, policy {policy}, {args.rate_hz:g} Hz Fashion-MNIST replay, emulated '
+          f'link {" -> ".join(f"{v:g}" for v in schedule.mbps)} Mbit/s every {step_s:g} s (RTT {args.rtt_ms:g} ms), '
+          f'device CPU emulated {slowdown:g}x slower, {args.duration:g} s; node logs in {log_dir}', flush=True)
+    if calibration is not None:
+        print(f'device CPU: the policy assumes {assumed:g}x the profile\'s compute; one full inference per frame takes '
+              f'{calibration.measured_ms:.2f} ms here against {calibration.profiled_ms:.2f} ms profiled, so the device '
+              f'emulates {slowdown:g}x (--compute-slowdown to choose)', flush=True)
+
+    clean_stale_shm()
+    graph = build_graph(args, policy, schedule, env, log_dir, slowdown)
+    monitor = None
+    status = StatusLine()
+    t0 = end = None
+    interrupted = False
+    ready: dict[str, float] = {}
+    try:
+        monitor = Monitor()
+        for phase in STARTUP_PHASES:
+            print(f'starting {", ".join(graph[k].label for k in phase)} ...', flush=True)
+            ready.update(graph.start(phase, STARTUP_TIMEOUT_S, stop))
+        t0 = ready['device']  # the emulated link's schedule starts when the device node is ready
+        print(f'all {len(ready)} nodes ready; running for {args.duration:g} s, Ctrl-C to stop early', flush=True)
+        while True:
+            now = time.monotonic()
+            if now - t0 >= args.duration:
+                break
+            dead = [label for label, p in graph.nodes.items() if not p.alive()]
+            if dead:
+                status.done()
+                raise DemoError(f'{", ".join(dead)} stopped unexpectedly; log tail of {dead[0]}:\n'
+                                f'{graph[dead[0]].tail(15)}')
+            status.show(status_text(monitor, t0, now, schedule))
+            if stop.wait(min(status.every_s, max(t0 + args.duration - now, 0.01))):
+                interrupted = True
+                break
+        end = time.monotonic()
+    except (KeyboardInterrupt, StartInterrupted):
+        interrupted, end = True, time.monotonic()
+    except NodeStartError as exc:
+        raise DemoError(f'a node did not start: {exc}') from exc
+    finally:
+        status.done()
+        if interrupted:
+            print('interrupted: stopping the nodes', flush=True)
+        codes = graph.stop(int_timeout=8.0, term_timeout=4.0)
+        if monitor is not None:
+            snap = monitor.snapshot()
+            monitor.close()
+        clean_stale_shm()
+    bad = {k: v for k, v in codes.items() if v not in (0, None)}
+    if bad:
+        print(f'note: node exit statuses {bad} (logs in {log_dir})', flush=True)
+    if t0 is None:
+        print(f'{PROG}: stopped before the nodes were ready; nothing to report', flush=True)
+        return 0 if interrupted else 1
+    return report(out, config, snap, t0, min(end - t0, args.duration) if not interrupted else end - t0,
+                  schedule, plots=not args.no_plots)
+
+
+def report(out: Path, config: dict[str, Any], snap: tuple, t0: float, duration: float, schedule: BandwidthSchedule,
+           plots: bool) -> int:
+    """Print the final table and write the records, summary and plots; return the exit status."""
+    results, truth, decisions, series = snap
+    results = [item for item in results if item[0] - t0 <= duration]
+    records = frame_records(results, truth, t0, schedule, series['bandwidth_mbps'])
+    decisions_rel = [(t - t0, label) for t, label in decisions if t - t0 <= duration]
+    summary = summarize(records, decisions_rel, schedule, duration,
+                        [(t - t0, v) for t, v in series['device_load']])
+    config = dict(config, ran_s=duration)
+    print(f'\ncoinfer demo: {duration:.1f} s, policy {config["policy"]}\n', flush=True)
+    print(format_summary(summary), flush=True)
+    written = [write_records(out, records)]
+    timelines = {'decisions': decisions_rel}
+    timelines.update({k: [(t - t0, v) for t, v in items] for k, items in series.items()})
+    written.append(write_summary(out, summary, config, timelines))
+    if plots:
+        written += write_plots(out, records, decisions_rel, timelines['bandwidth_mbps'], schedule, duration)
+    print(f'\nwrote {", ".join(p.name for p in written)} to {out}', flush=True)
+    if not records:
+        print(f'{PROG}: error: no results were received (see the node logs in {out / "logs"})', file=sys.stderr,
+              flush=True)
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console script ``coinfer-demo``."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return run(args, stop)
+    except DemoError as exc:
+        print(f'{PROG}: error: {exc}', file=sys.stderr, flush=True)
+        return 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
