@@ -35,6 +35,7 @@ _TO_BGR = {
     'bayer_gbrg8': cv2.COLOR_BayerGR2BGR, 'bayer_grbg8': cv2.COLOR_BayerGB2BGR,
 }
 SUPPORTED_ENCODINGS = tuple(sorted(_LAYOUTS))
+_EVEN_WIDTH = frozenset(('yuv422', 'uyvy', 'yuv422_yuy2', 'yuyv'))
 
 
 class ImageFormatError(ValueError):
@@ -52,17 +53,22 @@ def image_msg_to_frame(msg: Any) -> np.ndarray:
     h, w, step = int(msg.height), int(msg.width), int(msg.step)
     row_bytes = w * channels * dtype.itemsize
     raw = np.frombuffer(msg.data, np.uint8)
-    if h <= 0 or w <= 0 or step < row_bytes or raw.size < step * (h - 1) + row_bytes:
+    # The claimed geometry must account for the data exactly (the last row may omit its padding), so
+    # a forged height, width or step can never make the device read or allocate past what arrived.
+    if h <= 0 or w <= 0 or step < row_bytes or raw.size not in (step * h, step * (h - 1) + row_bytes):
         raise ImageFormatError(f'{encoding} image {w}x{h} step {step} does not fit {raw.size} data bytes')
-    if raw.size < step * h:  # the last row may omit its padding
-        raw = np.concatenate((raw, np.zeros(step * h - raw.size, np.uint8)))
-    rows = raw[:step * h].reshape(h, step)[:, :row_bytes]
+    if encoding in _EVEN_WIDTH and w % 2:
+        raise ImageFormatError(f'{encoding} image needs an even width (two pixels share chroma), got {w}')
+    rows = np.lib.stride_tricks.as_strided(raw, shape=(h, row_bytes), strides=(step, 1), writeable=False)
     pixels = np.ascontiguousarray(rows).view(dtype).reshape(h, w, channels).astype(dtype.newbyteorder('='))
     frame = pixels[..., 0] if channels == 1 else pixels
     frame = _to_uint8(frame)
     conversion = _TO_BGR.get(encoding)
     if conversion is not None:
-        frame = cv2.cvtColor(frame, conversion)
+        try:
+            frame = cv2.cvtColor(frame, conversion)
+        except cv2.error as exc:  # e.g. a Bayer image too small to demosaic
+            raise ImageFormatError(f'{encoding} image {w}x{h}: {str(exc).strip().splitlines()[-1]}') from exc
     return frame
 
 
