@@ -35,11 +35,14 @@ $(STAMP): requirements-ros.txt requirements.txt requirements-dev.txt setup.py
 	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
 	touch $(STAMP)
 
+# Fast DDS shared-memory files of dead processes only: other ROS graphs on this machine keep theirs.
+CLEAN_SHM = $(PY) -c 'from coinfer_edge.demo.harness import clean_stale_shm; clean_stale_shm()'
+
 test: setup
-	@rm -f /dev/shm/fastrtps_* /dev/shm/fastdds_* /dev/shm/sem.fastrtps_* 2>/dev/null; \
+	@$(CLEAN_SHM); \
 	export $(ROS_ENV) ROS_DOMAIN_ID=$$(( $$$$ % 90 + 10 )); \
 	$(PY) -m pytest -ra test; rc=$$?; \
-	rm -f /dev/shm/fastrtps_* /dev/shm/fastdds_* /dev/shm/sem.fastrtps_* 2>/dev/null; \
+	$(CLEAN_SHM); \
 	if [ $$rc = 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 demo: setup

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import array
+import hashlib
 import math
 import struct
 import subprocess
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from coinfer_device.core import codec
 from coinfer_device.core.codec import (CODEC_VERSION, FORMAT, MAX_ELEMENTS, CodecError, FeatureHeader, decode_features,
                                        encode_features, encoded_size, header_size, parse_format, peek_header)
 from coinfer_device.core.model import ModelSpec, MultiExitAlexNet
@@ -486,3 +488,87 @@ def test_claimed_payload_longer_than_data_rejected_without_allocation():
 
 def test_peek_header_type():
     assert isinstance(peek_header(encode(features((3, 3)))), FeatureHeader)
+
+
+# ------------------------------------------------------------------ output pinned across releases
+
+PINNED_SHAPES = ((1, 256), (1, 1031), (1, 32, 32, 32), (1, 3, 7, 11))
+# Per bits, per shape: sha256 prefixes of the message and of the decoded float32 values, as produced by the
+# codec of commit 3079b16 (before the speed-up).  The layout and the arithmetic must not move.
+PINNED = {
+    1: (('74a6752542f412a2', '45448e1c3598f590'), ('97372e5b8fc53aba', '9e04ab239862f87f'),
+        ('083d0ddf9b05b4f3', 'ad41df419bd1e002'), ('d1f0ef547b18bca6', 'bb6a34b67aaf0b8c')),
+    2: (('c4f11045703509e7', '94adc38606b535f7'), ('69317c3f0e552c79', '83a567b7f4ccbbaf'),
+        ('203795c788e3fef5', 'c9812c7cf876c537'), ('1f6acc4fcc21b1dc', '9a670cbb384decf6')),
+    3: (('72a7be9682cbc772', 'f4cbf7e3effff91a'), ('70d97d237f521dc1', '6694f6f66425dd9f'),
+        ('9c42ea1760695bb7', 'faddf16a6eba7fe8'), ('a195ea8c4ae30187', 'aa41654eaf0608cc')),
+    4: (('b7216a19bb6d01f2', 'f6b6767e77054a21'), ('1ccb39308b904e8d', '8b3a244d6fc080e7'),
+        ('b2a8c4325027e511', 'c6a4b0d1eb93333d'), ('ae5efe20f014d29d', '1c9b974aaebdce0a')),
+    5: (('d239b02a4698bfe3', 'db483ac21209d070'), ('ac21dd9b095af9d3', 'c533b5ca73b6c12f'),
+        ('c8d9bf5aee1fbb86', '5d86a27495a1290b'), ('15ee2c97708606fa', 'ef670fb4d514a218')),
+    6: (('4f2b60bf8b221d60', '98a1f9513594310c'), ('70818a7d99707e33', '5c834acbd3599581'),
+        ('778d5b2db951c9ec', 'ff01710294e9a24c'), ('86b635db826c1f3d', '1465dba53bde09ba')),
+    7: (('2f8930d850fb7985', 'b4f334e2c5367577'), ('91667201e9ab41b9', '4db05570818f6587'),
+        ('2ddafb1efe017fd9', '0ec5e741d1ca0be9'), ('48c781efb5c9d1ab', '3906d1e195009723')),
+    8: (('fb0250d6764ec9e7', '694b4e4c8361898a'), ('8dbcebebaa0eb6f6', 'fdc1c0eb650fae47'),
+        ('494be738f80c9e4b', '7893ae45a945dc3f'), ('d5cd905dade9d3c0', 'bd5af563eb0013e3')),
+    16: (('c7a8cb042aa402f2', 'd1fcb5b97c01beac'), ('71cc9db1aaef5b3e', '19c60f9c43c838a4'),
+         ('794f1495abf30b5e', '375d101a84ead4b5'), ('f2aba9484080e777', 'd0e26850cafd6b58')),
+    32: (('897a386c74ee0059', 'd792d71fdf81b576'), ('18c4196ecd78906f', 'cb66431b2ad67a66'),
+         ('1e7b4e3c6a7a3b4c', '980ff92378c6e6cc'), ('099fe65bad9c140d', 'd7645eaa5afe099b')),
+}
+
+
+def pinned_input(shape: tuple[int, ...], seed: int) -> np.ndarray:
+    """ReLU-like float32 values from PCG64's raw output, a stream numpy keeps fixed across releases."""
+    raw = np.random.PCG64(seed).random_raw(math.prod(shape))
+    x = (raw >> np.uint64(40)).astype(np.float64) / 2.0 ** 24 * 8.0 - 2.0  # exact in float32
+    return np.maximum(x, 0.0).astype(np.float32).reshape(shape)
+
+
+def sha(data) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+@pytest.mark.parametrize('bits', ALL_BITS)
+def test_messages_and_decoded_values_are_pinned(bits):
+    for i, shape in enumerate(PINNED_SHAPES):
+        msg = encode_features(pinned_input(shape, 100 * bits + i), bits=bits, exit_point=2, partition_point=4,
+                              frame_seq=17, device_compute_ms=1.25, device_stamp_ns=123456789)
+        values = decode_features(msg)[1].numpy()
+        assert (sha(msg), sha(values.tobytes())) == PINNED[bits][i], shape
+
+
+@pytest.mark.parametrize('bits', range(1, 9))
+def test_codes_round_the_true_float32_quotient(bits):
+    # Values within one float32 step of a half code step: the format defines the code as
+    # rint((x - zero_point) / scale) in float32, and a multiply by a rounded 1 / scale sends some
+    # of these to the neighbouring code.
+    rng = np.random.default_rng(bits)
+    told_apart = False
+    for top in rng.uniform(0.5, 100.0, 16).astype(np.float32):
+        scale = np.float32(peek_header(encode(np.array([0.0, top], np.float32), bits)).scale)
+        halves = scale * (rng.integers(0, 2 ** bits - 1, 500) + 0.5).astype(np.float32)
+        near = np.concatenate((halves, np.nextafter(halves, np.float32(0)), np.nextafter(halves, top)))
+        x = np.concatenate(([0.0, top], near)).astype(np.float32)
+        msg = encode(x, bits)
+        assert peek_header(msg).scale == scale
+        codes = np.rint(x / scale).astype(np.uint8)
+        reference = np.packbits(np.unpackbits(codes[:, None], axis=1, count=bits, bitorder='little').ravel(),
+                                bitorder='little').tobytes()
+        assert msg[header_size(1):] == reference
+        told_apart |= bool((np.rint(x * (np.float32(1) / scale)) != codes).any())
+    assert told_apart  # the inputs do tell a true division from a reciprocal multiply
+
+
+@pytest.mark.parametrize('bits', range(1, 9))
+def test_word_packing_matches_the_byte_order_free_stream(bits):
+    # Big-endian hosts, and odd widths up to 1024 codes, pack through the bit stream; both ways must agree.
+    rng = np.random.default_rng(bits)
+    for n in (1, 9, 31, 1025, 1031, 4096, 5003):
+        codes = rng.integers(0, 2 ** bits, n).astype(np.uint8)
+        packed = codec._pack(codes, bits)
+        assert packed.tobytes() == codec._pack_stream(codes, bits).tobytes()
+        assert np.array_equal(codec._unpack_stream(packed, n, bits), codes)
+        if bits not in (1, 2, 4):  # these decode through per-byte value tables instead
+            assert np.array_equal(codec._unpack(packed, n, bits), codes)

@@ -74,6 +74,24 @@ def test_quantization_error_within_half_scale(x, bits):
 
 
 @SETTINGS
+@given(x=small_tensors, bits=QUANT_BITS)
+def test_scale_and_codes_follow_the_documented_formula(x, bits):
+    msg = encode(x, bits)
+    header = peek_header(msg)
+    lo, hi = float(x.min()), float(x.max())
+    ideal = (hi - lo) / (2 ** bits - 1)
+    scale = np.float32(ideal)
+    if float(scale) < ideal:  # smallest float32 >= ideal (compared in float64)
+        scale = np.nextafter(scale, np.float32(np.inf))
+    assert header.scale == scale and header.zero_point == lo
+    flat = x.reshape(-1)
+    codes = np.zeros(flat.size, np.uint8) if scale == 0 else np.rint((flat - np.float32(lo)) / scale).astype(np.uint8)
+    stream = np.unpackbits(codes[:, None], axis=1, count=bits, bitorder='little').ravel()
+    assert msg[header_size(x.ndim):] == np.packbits(stream, bitorder='little').tobytes()
+    assert np.array_equal(decode_features(msg)[1].numpy().reshape(-1), np.float32(lo) + codes * scale)
+
+
+@SETTINGS
 @given(x=tensors)
 def test_float_pass_through(x):
     _, y32 = decode_features(encode(x, 32))

@@ -4,9 +4,9 @@
 
 import pytest
 
+from coinfer_device.core.action import Action, action_table, check_action, is_local
 from coinfer_device.core.device_state import (PROBE_LARGE, PROBE_SMALL, DecisionKeeper, EdgeTracker, Pending,
-                                              check_action, choose_probe, is_local)
-from coinfer_device.core.profile import Action, action_table
+                                              choose_probe)
 
 BRANCH_POINTS = (2, 4, 10)
 

@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Topic layouts on standard messages, image conversion and frame sources (no ROS graph)."""
 
+import math
 import subprocess
 import sys
 
@@ -16,7 +17,8 @@ from std_msgs.msg import Header, Int32MultiArray, MultiArrayDimension
 from coinfer_device.core.codec import FORMAT
 from coinfer_device.core.frame_source import ArraySource, SourceError, frames, open_source
 from coinfer_device.core.image_conversion import ImageFormatError, image_msg_to_frame
-from coinfer_device.core.profile import Action
+from coinfer_device.core.action import Action
+from coinfer_device.core import records as rec
 from coinfer_device.ros import messages as m
 from coinfer_edge.demo.harness import param_value, ros_args
 
@@ -31,43 +33,66 @@ def test_pure_node_helpers_import_no_ros():
 
 
 def _result(**kw):
-    base = dict(frame_seq=2 ** 40 + 3, class_id=7, confidence=0.93, exit=2, partition=4, bits=8, source=m.SOURCE_EDGE,
-                fallback=m.FALLBACK_NONE, device_ms=1.5, transfer_ms=3.25, edge_ms=0.75, total_ms=6.0,
-                round_trip_ms=4.0, payload_bytes=4160, deadline_ms=20.0, deadline_met=True, class_name='Sneaker')
+    base = dict(frame_seq=2 ** 40 + 3, class_id=7, confidence=0.93, exit=2, partition=4, bits=8,
+                source=rec.SOURCE_EDGE, fallback=rec.FALLBACK_NONE, device_ms=1.5, transfer_ms=3.25, edge_ms=0.75,
+                total_ms=6.0, round_trip_ms=4.0, payload_bytes=4160, deadline_ms=20.0, deadline_met=True,
+                device_compute_ms=1.25, edge_compute_ms=0.5, class_name='Sneaker')
     base.update(kw)
-    return m.Result(**base)
+    return rec.Result(**base)
 
 
 def test_result_round_trip_through_joint_state():
     header = Header(frame_id='cam')
     header.stamp.sec, header.stamp.nanosec = 12, 345
     msg = m.make_result_msg(_result(), header)
-    assert list(msg.name[:len(m.RESULT_FIELDS)]) == list(m.RESULT_FIELDS)
+    assert list(msg.name[:len(rec.RESULT_FIELDS)]) == list(rec.RESULT_FIELDS)
     assert msg.name[-1] == 'class_name:Sneaker' and msg.position[-1] == 7.0
     assert len(msg.velocity) == 0 and len(msg.effort) == 0
     assert m.read_result(msg) == _result()
     assert m.stamp_ns(msg.header) == 12 * 10 ** 9 + 345
+    # docs/topics.md documents these indices (rqt_plot uses them): new fields only ever go after them
+    assert msg.name.index('edge_ms') == 10 and msg.name.index('deadline_met') == 15
+    assert msg.name.index('device_compute_ms') == 16 and msg.name.index('edge_compute_ms') == 17
+
+
+def test_records_written_before_the_compute_fields_still_parse():
+    names, positions = rec.result_names_positions(_result())
+    old = [(n, p) for n, p in zip(names, positions) if not n.endswith('_compute_ms')]
+    r = rec.result_from_names_positions([n for n, _ in old], [p for _, p in old])
+    assert math.isnan(r.device_compute_ms) and math.isnan(r.edge_compute_ms)
+    assert r == _result(device_compute_ms=r.device_compute_ms, edge_compute_ms=r.edge_compute_ms)
+    er = rec.EdgeResult(frame_seq=5, class_id=1, confidence=0.5, exit=1, partition=2, bits=4, device_ms=0.5,
+                        edge_ms=1.0, payload_bytes=100, device_stamp_ns=7, edge_compute_ms=0.75)
+    names, positions = rec.edge_result_names_positions(er)
+    assert rec.edge_result_from_names_positions(names, positions).edge_compute_ms == 0.75
+    parsed = rec.edge_result_from_names_positions(names[:-1], positions[:-1])
+    assert names[-1] == 'edge_compute_ms' and math.isnan(parsed.edge_compute_ms) and parsed.device_stamp_ns == 7
+
+
+def test_every_fallback_code_has_words():
+    codes = [rec.FALLBACK_NONE, rec.FALLBACK_NO_DECISION, rec.FALLBACK_EDGE_DOWN, rec.FALLBACK_EDGE_TIMEOUT]
+    assert sorted(rec.FALLBACK_WORDS) == sorted(codes) and len(set(rec.FALLBACK_WORDS.values())) == len(codes)
 
 
 def test_result_reader_ignores_unknown_fields_and_rejects_missing_ones():
-    names, positions = m.result_names_positions(_result())
-    assert m.result_from_names_positions(names + ['future_field'], positions + [1.0]) == _result()
-    with pytest.raises(m.MessageError):
-        m.result_from_names_positions(names[1:], positions[1:])
-    with pytest.raises(m.MessageError):
-        m.result_from_names_positions(names, positions[:-1])
+    names, positions = rec.result_names_positions(_result())
+    assert rec.result_from_names_positions(names + ['future_field'], positions + [1.0]) == _result()
+    with pytest.raises(rec.MessageError):
+        rec.result_from_names_positions(names[1:], positions[1:])
+    with pytest.raises(rec.MessageError):
+        rec.result_from_names_positions(names, positions[:-1])
     bad = list(positions)
     bad[names.index('class_id')] = 2.5
-    with pytest.raises(m.MessageError):
-        m.result_from_names_positions(names, bad)
+    with pytest.raises(rec.MessageError):
+        rec.result_from_names_positions(names, bad)
 
 
 @given(st.integers(0, 2 ** 63 - 1))
 def test_edge_result_carries_the_device_stamp_exactly(stamp):
-    er = m.EdgeResult(frame_seq=5, class_id=1, confidence=0.5, exit=1, partition=2, bits=4, device_ms=0.5,
-                      edge_ms=1.0, payload_bytes=100, device_stamp_ns=stamp)
-    names, positions = m.edge_result_names_positions(er)
-    assert m.edge_result_from_names_positions(names, positions) == er
+    er = rec.EdgeResult(frame_seq=5, class_id=1, confidence=0.5, exit=1, partition=2, bits=4, device_ms=0.5,
+                        edge_ms=1.0, payload_bytes=100, device_stamp_ns=stamp, edge_compute_ms=0.25)
+    names, positions = rec.edge_result_names_positions(er)
+    assert rec.edge_result_from_names_positions(names, positions) == er
 
 
 def test_decision_layout_and_validation():
@@ -75,11 +100,11 @@ def test_decision_layout_and_validation():
     assert msg.layout.dim[0].label == 'exit,partition,bits' and list(msg.data) == [1, 2, 4]
     assert m.read_decision(msg) == Action(1, 2, 4)
     assert m.read_decision(Int32MultiArray(data=[2, 10, 0])) == Action(2, 10, 0)  # layout optional
-    with pytest.raises(m.MessageError):
+    with pytest.raises(rec.MessageError):
         m.read_decision(Int32MultiArray(data=[1, 2]))
     wrong = Int32MultiArray(data=[1, 2, 3])
     wrong.layout.dim = [MultiArrayDimension(label='x,y,z', size=3, stride=3)]
-    with pytest.raises(m.MessageError):
+    with pytest.raises(rec.MessageError):
         m.read_decision(wrong)
 
 

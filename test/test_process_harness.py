@@ -16,7 +16,7 @@ import time
 import pytest
 
 from coinfer_edge.demo.harness import (Graph, NodeProcess, NodeStartError, StartInterrupted, log_line_time,
-                                       stop_processes)
+                                       ros_env, stop_processes)
 
 # Exits 0 on SIGINT only once every peer got its SIGINT too (each leaves a file): a one-by-one stop
 # leaves the first process waiting for peers that are never signalled, until SIGTERM ends it (-15).
@@ -89,3 +89,10 @@ def test_wait_ready_reports_an_exit_and_can_be_interrupted(tmp_path):
     finally:
         codes = stop_processes([graph['slow']], int_timeout=5.0)
     assert codes['slow'] is not None and not graph['slow'].alive()
+
+
+def test_ros_env_leaves_the_publication_mode_to_the_caller(tmp_path):
+    """Fast DDS's default (synchronous) unless the caller chose: asynchronous made small answers slower."""
+    assert 'RMW_FASTRTPS_PUBLICATION_MODE' not in ros_env(7, tmp_path, base={'PATH': '/usr/bin'})
+    chosen = ros_env(7, tmp_path, base={'RMW_FASTRTPS_PUBLICATION_MODE': 'ASYNCHRONOUS'})
+    assert chosen['RMW_FASTRTPS_PUBLICATION_MODE'] == 'ASYNCHRONOUS' and chosen['ROS_DOMAIN_ID'] == '7'

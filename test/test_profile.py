@@ -7,7 +7,8 @@ import json
 import pytest
 
 from coinfer_device.core.checkpoint import load_checkpoint
-from coinfer_device.core.profile import LOCAL_BITS, Action, Profile, ProfileError, action_table
+from coinfer_device.core.action import LOCAL_BITS, Action, action_table
+from coinfer_device.core.profile import Profile, ProfileError
 
 
 def test_action_table_is_valid_and_duplicate_free():

@@ -33,6 +33,8 @@ from typing import Any, Callable, Sequence, Union
 import numpy as np
 import torch
 
+from coinfer_device.core.action import QUANT_BITS, WIRE_BITS as VALID_BITS
+
 __all__ = ['CODEC_VERSION', 'FORMAT', 'FORMAT_PREFIX', 'MAGIC', 'MAX_ELEMENTS', 'MAX_RANK', 'VALID_BITS',
            'CodecError', 'FeatureHeader', 'decode_features', 'encode_features', 'encoded_size', 'header_size',
            'parse_format', 'payload_size', 'peek_header']
@@ -41,18 +43,18 @@ CODEC_VERSION = 1
 FORMAT_PREFIX = 'coinfer/features'
 FORMAT = f'{FORMAT_PREFIX};v={CODEC_VERSION}'
 MAGIC = b'COIF'
-QUANT_BITS = tuple(range(1, 9))
-FLOAT_BITS = (16, 32)
-VALID_BITS = QUANT_BITS + FLOAT_BITS
 MAX_RANK = 8
 MAX_ELEMENTS = 2 ** 26
 MAX_UINT8 = 2 ** 8 - 1
 MAX_UINT64 = 2 ** 64 - 1
+_VALID_BITS_SET = frozenset(VALID_BITS)
 
 # Bytes 0..15 keep this meaning in every version (magic, version, header and
 # payload length), so any tool can frame and skip a message it cannot decode.
 _PREFIX = struct.Struct('<4sB5xHI')
 _FIXED_V1 = struct.Struct('<4sBBBBBBHIQQfff')
+# The fixed part followed by the shape, one precompiled struct per rank.
+_HEADER_V1 = {rank: struct.Struct(f'{_FIXED_V1.format}{rank}I') for rank in range(1, MAX_RANK + 1)}
 _CRC = struct.Struct('<I')
 _F32 = struct.Struct('<f')
 _U32 = struct.Struct('<I')
@@ -141,14 +143,15 @@ def encode_features(tensor: Any, *, bits: int, exit_point: int, partition_point:
     :class:`CodecError` for bad arguments, empty, non-finite or out-of-range
     tensors, and tensors of rank > 8 or more than ``MAX_ELEMENTS`` elements.
     """
-    _check_bits(bits)
+    bits = _check_bits(bits)
     exit_point = _check_int('exit_point', exit_point, 0, MAX_UINT8)
     partition_point = _check_int('partition_point', partition_point, 0, MAX_UINT8)
     frame_seq = _check_int('frame_seq', frame_seq, 0, MAX_UINT64)
     device_stamp_ns = _check_int('device_stamp_ns', device_stamp_ns, 0, MAX_UINT64)
     device_compute_ms = _check_ms(device_compute_ms)
     x = _as_float32(tensor)
-    shape = _check_shape(x.shape)
+    if not (0 < x.size <= MAX_ELEMENTS and 1 <= x.ndim <= MAX_RANK):
+        _check_shape(x.shape)  # raises the precise error
     flat = x.reshape(-1)
     lo, hi = flat.min(), flat.max()
     if not (math.isfinite(lo) and math.isfinite(hi)):
@@ -165,17 +168,21 @@ def encode_features(tensor: Any, *, bits: int, exit_point: int, partition_point:
     else:
         zero_point = float(lo)
         scale = _choose_scale(zero_point, float(hi), bits)
-        payload = _pack(_quantize(flat, zero_point, scale), bits)
-    fixed = _FIXED_V1.pack(MAGIC, CODEC_VERSION, bits, exit_point, partition_point, len(shape), 0,
-                           header_size(len(shape)), payload.nbytes, frame_seq, device_stamp_ns,
-                           device_compute_ms, scale, zero_point)
-    head = fixed + struct.pack(f'<{len(shape)}I', *shape)
-    crc = zlib.crc32(payload, zlib.crc32(head))
-    return b''.join((head, _CRC.pack(crc), payload))
+        payload = _quantize_and_pack(flat, lo, scale, bits)
+    rank = x.ndim
+    head = _HEADER_V1[rank].pack(MAGIC, CODEC_VERSION, bits, exit_point, partition_point, rank, 0,
+                                 _FIXED_V1.size + 4 * rank + _CRC.size, payload.nbytes, frame_seq,
+                                 device_stamp_ns, device_compute_ms, scale, zero_point, *x.shape)
+    return b''.join((head, _CRC.pack(zlib.crc32(payload, zlib.crc32(head))), payload))
 
 
 def _as_float32(tensor: Any) -> np.ndarray:
     """Return a float32 numpy view of ``tensor`` (no copy for CPU float32 input)."""
+    if type(tensor) is torch.Tensor and tensor.dtype is torch.float32 and not tensor.requires_grad:
+        try:
+            return tensor.numpy()  # shares memory: the common case, a CPU head output
+        except (RuntimeError, TypeError):
+            pass  # on an accelerator, sparse, ...: the general path converts it or explains why not
     if isinstance(tensor, torch.Tensor):
         if tensor.is_complex():
             raise CodecError(f'complex tensors are not supported (dtype {tensor.dtype})')
@@ -211,22 +218,34 @@ def _choose_scale(lo: float, hi: float, bits: int) -> float:
     return scale
 
 
-def _quantize(flat: np.ndarray, lo: float, scale: float) -> np.ndarray:
-    """Return uint8 codes ``round((flat - lo) / scale)`` (all zero when ``scale == 0``)."""
+def _quantize_and_pack(flat: np.ndarray, lo: np.float32, scale: float, bits: int) -> np.ndarray:
+    """Return the packed codes ``rint((flat - lo) / scale)`` (all zero when ``scale == 0``).
+
+    The quotient is a true division, not a multiply by ``1 / scale``: the
+    reciprocal is rounded, which moves codes that lie near a half step and would
+    change the bytes older releases produce for the same tensor.
+    """
     if scale == 0:
-        return np.zeros(flat.shape, np.uint8)
-    work = np.subtract(flat, np.float32(lo))
+        return np.zeros((flat.size * bits + 7) // 8, np.uint8)
+    work = np.subtract(flat, lo)
     np.divide(work, np.float32(scale), out=work)
+    if bits == 1:  # rint(v) is 1 exactly when v > 0.5 (0.5 rounds to even, 0)
+        return np.packbits(np.greater(work, 0.5), bitorder='little')
     np.rint(work, out=work)  # lies in [0, 2**bits - 1]: the scale was rounded up, so no clipping
-    return work.astype(np.uint8)
+    return _pack(work.astype(np.uint8), bits)
 
 
 # Bit packing.  Codes are packed LSB-first: code i occupies stream bits
-# [i * bits, (i + 1) * bits), byte k holds stream bits [8k, 8k + 8).  The packer
-# merges neighbouring codes pairwise inside wider unsigned words ("SWAR": view a
-# uint8 array as uint16 pairs, then uint16 as uint32, ...) until a word holds a
-# whole number of bytes, so every numpy operation runs over contiguous memory.
+# [i * bits, (i + 1) * bits), byte k holds stream bits [8k, 8k + 8).  A group of
+# 2**levels codes fills a whole number of bytes; viewing the uint8 codes as
+# little-endian uint16 pairs, then uint32, ... lets shifts merge neighbouring
+# codes inside one word ("SWAR"), so every numpy call runs over contiguous memory.
 _UINTS = (np.dtype('<u1'), np.dtype('<u2'), np.dtype('<u4'), np.dtype('<u8'))
+# The word views read memory as little-endian numbers; elsewhere the byte-order-free bit stream is used.
+_LITTLE_ENDIAN = sys.byteorder == 'little'
+# Odd widths (3, 5, 6, 7) need about 14 numpy calls per word-wise pack or unpack but 2 through the bit
+# stream, whose cost grows with n * bits; up to this many codes the stream is the faster of the two.
+_STREAM_MAX_CODES = 1024
 
 
 @dataclass(frozen=True)
@@ -253,9 +272,16 @@ class _PackPlan:
 
 
 _PLANS = {b: _PackPlan.for_bits(b) for b in QUANT_BITS}
-# Up to this many codes a bit-per-byte stream (np.unpackbits/packbits) needs fewer numpy calls.  The
-# word views assume a little-endian host; elsewhere the byte-order-free stream path is used for all sizes.
-_SMALL = 1024 if sys.byteorder == 'little' else MAX_ELEMENTS
+
+
+def _codes_per_byte_table(bits: int) -> np.ndarray:
+    """Return the float32 codes held by each byte value: row ``k`` lists byte ``k``'s codes, LSB first."""
+    lanes = np.arange(0, 8, bits)
+    return ((np.arange(256)[:, None] >> lanes) & ((1 << bits) - 1)).astype(np.float32)
+
+
+# Widths whose codes never straddle a byte decode through a 256-row table of values per byte.
+_BYTE_TABLES = {b: _codes_per_byte_table(b) for b in (1, 2, 4)}
 
 
 def _pad(array: np.ndarray, size: int) -> np.ndarray:
@@ -263,14 +289,6 @@ def _pad(array: np.ndarray, size: int) -> np.ndarray:
     if array.size >= size:
         return array
     return np.concatenate((array, np.zeros(size - array.size, array.dtype)))
-
-
-def _dequantize(codes: np.ndarray, header: FeatureHeader) -> np.ndarray:
-    """Return ``zero_point + codes * scale`` as float32 (the same float32 operations everywhere)."""
-    values = codes.astype(np.float32)
-    values *= np.float32(header.scale)
-    values += np.float32(header.zero_point)
-    return values
 
 
 def _to_float16(flat: np.ndarray) -> np.ndarray:
@@ -282,14 +300,23 @@ def _to_float16(flat: np.ndarray) -> np.ndarray:
 
 def _pack(codes: np.ndarray, bits: int) -> np.ndarray:
     """Pack uint8 codes (each < 2**bits) into ``ceil(n * bits / 8)`` bytes."""
-    n = codes.size
+    if bits == 8:
+        return codes
     if bits == 1:
         return np.packbits(codes, bitorder='little')
-    if n <= _SMALL and bits != 8:  # fewer numpy calls win on small maps
-        return np.packbits(np.unpackbits(codes[:, None], axis=1, count=bits, bitorder='little'), bitorder='little')
+    n = codes.size
     plan = _PLANS[bits]
+    if not _LITTLE_ENDIAN or (plan.nbytes > 1 and n <= _STREAM_MAX_CODES):
+        return _pack_stream(codes, bits)
     per_word = 1 << plan.levels
     words = _pad(codes, -(-n // per_word) * per_word)
+    if plan.nbytes == 1:  # 2 and 4 bits: fold the word onto its low byte, then truncate
+        words = words.view(_UINTS[plan.levels])
+        folded = words >> (8 - bits)
+        folded |= words
+        for level in range(1, plan.levels):
+            folded |= folded >> ((8 - bits) << level)
+        return folded.astype(np.uint8)
     width = bits
     for level in range(plan.levels):
         pairs = words.view(_UINTS[level + 1])  # low half = even code, high half = odd code
@@ -298,27 +325,22 @@ def _pack(codes: np.ndarray, bits: int) -> np.ndarray:
         words &= low << width
         words |= pairs & low
         width *= 2
-    if plan.void is not None:
-        words = np.ascontiguousarray(words.view(plan.void)['low'])
-    return words.view(np.uint8)[:(n * bits + 7) // 8]
+    low_bytes = np.ascontiguousarray(words.view(plan.void)['low'])  # a group fills part of its word
+    return low_bytes.view(np.uint8)[:(n * bits + 7) // 8]
 
 
 def _unpack(payload: np.ndarray, n: int, bits: int) -> np.ndarray:
-    """Inverse of :func:`_pack`: return ``n`` uint8 codes from the payload bytes."""
-    if bits == 1:
-        return np.unpackbits(payload, count=n, bitorder='little')
-    if n <= _SMALL and bits != 8:
-        stream = np.unpackbits(payload, count=n * bits, bitorder='little').reshape(n, bits)
-        return np.packbits(stream, axis=1, bitorder='little').reshape(n)
+    """Inverse of :func:`_pack` for 3, 5, 6, 7 and 8 bits: return ``n`` uint8 codes."""
+    if bits == 8:
+        return payload
     plan = _PLANS[bits]
+    if not _LITTLE_ENDIAN or n <= _STREAM_MAX_CODES:
+        return _unpack_stream(payload, n, bits)
     groups = -(-n // (1 << plan.levels))
     payload = _pad(payload, groups * plan.nbytes)
-    if plan.void is None:
-        words = payload.view(_UINTS[plan.levels])
-    else:
-        wide = np.zeros(groups, plan.void)
-        wide['low'] = payload.view(f'V{plan.nbytes}')
-        words = wide.view(_UINTS[plan.levels])
+    wide = np.zeros(groups, plan.void)  # a group of codes fills part of its word
+    wide['low'] = payload.view(f'V{plan.nbytes}')
+    words = wide.view(_UINTS[plan.levels])
     width = bits << plan.levels
     for level in reversed(range(plan.levels)):
         width //= 2
@@ -328,6 +350,30 @@ def _unpack(payload: np.ndarray, n: int, bits: int) -> np.ndarray:
         pairs |= words & low
         words = pairs.view(_UINTS[level])
     return words[:n]
+
+
+def _pack_stream(codes: np.ndarray, bits: int) -> np.ndarray:
+    """Pack through a bit-per-byte stream: slower, but independent of the host byte order."""
+    return np.packbits(np.unpackbits(codes[:, None], axis=1, count=bits, bitorder='little'), bitorder='little')
+
+
+def _unpack_stream(payload: np.ndarray, n: int, bits: int) -> np.ndarray:
+    """Inverse of :func:`_pack_stream`."""
+    stream = np.unpackbits(payload, count=n * bits, bitorder='little').reshape(n, bits)
+    return np.packbits(stream, axis=1, bitorder='little').reshape(n)
+
+
+def _dequantize(payload: np.ndarray, header: FeatureHeader) -> np.ndarray:
+    """Return the ``zero_point + code * scale`` values (float32 arithmetic) of a quantized payload."""
+    scale, zero_point = header.scale, header.zero_point  # float32 values: numpy applies them as float32
+    table = _BYTE_TABLES.get(header.bits)
+    if table is not None:  # one lookup per byte yields all its values, computed once per message
+        values = table * scale
+        values += zero_point
+        return values.take(payload, axis=0).reshape(-1)[:header.num_elements]
+    values = np.multiply(_unpack(payload, header.num_elements, header.bits), scale, dtype=np.float32)
+    values += zero_point
+    return values
 
 
 # ----------------------------------------------------------------- decoding
@@ -358,13 +404,12 @@ def decode_features(data: BytesLike) -> tuple[FeatureHeader, torch.Tensor]:
         raise CodecError(f'CRC mismatch (stored {stored:#010x}, computed {actual:#010x}): message corrupted')
     payload = np.frombuffer(view, np.uint8, header.payload_bytes, offset)
     if header.bits == 32:
-        values = torch.from_numpy(payload.view('<f4').astype(np.float32).reshape(header.shape))
+        values = payload.view('<f4').astype(np.float32)
     elif header.bits == 16:
-        values = torch.from_numpy(payload.view('<f2').astype(np.float16).reshape(header.shape)).float()
+        return header, torch.from_numpy(payload.view('<f2').astype(np.float16).reshape(header.shape)).float()
     else:
-        codes = _unpack(payload, header.num_elements, header.bits)
-        values = torch.from_numpy(_dequantize(codes, header).reshape(header.shape))
-    return header, values
+        values = _dequantize(payload, header)
+    return header, torch.from_numpy(values.reshape(header.shape))
 
 
 def _as_bytes_view(data: Any) -> memoryview:
@@ -409,17 +454,19 @@ def _parse_v1(view: memoryview, header_len: int, payload_len: int) -> FeatureHea
     """Parse and validate a version-1 header (layout in docs/wire_format.md)."""
     if header_len < _FIXED_V1.size:
         raise CodecError(f'header length {header_len} shorter than the v1 fixed part {_FIXED_V1.size}')
-    (_, version, bits, exit_point, partition_point, rank, flags, _, _, frame_seq, device_stamp_ns,
-     device_compute_ms, scale, zero_point) = _FIXED_V1.unpack_from(view)
-    if bits not in VALID_BITS:
+    bits, rank, flags = view[5], view[8], view[9]
+    if bits not in _VALID_BITS_SET:
         raise CodecError(f'bits {bits} invalid (expected one of {VALID_BITS})')
     if not 1 <= rank <= MAX_RANK:
         raise CodecError(f'rank {rank} invalid (expected 1..{MAX_RANK})')
     if flags != 0:
         raise CodecError(f'flags {flags:#04x} set; version 1 defines none')
-    if header_len != header_size(rank):
+    if header_len != _FIXED_V1.size + 4 * rank + _CRC.size:
         raise CodecError(f'header length {header_len} does not match rank {rank} ({header_size(rank)})')
-    shape = struct.unpack_from(f'<{rank}I', view, _FIXED_V1.size)
+    fields = _HEADER_V1[rank].unpack_from(view)
+    version, exit_point, partition_point = fields[1], fields[3], fields[4]
+    frame_seq, device_stamp_ns, device_compute_ms, scale, zero_point = fields[9:14]
+    shape = fields[14:]
     n = 1
     for d in shape:
         if d < 1:
@@ -427,23 +474,20 @@ def _parse_v1(view: memoryview, header_len: int, payload_len: int) -> FeatureHea
         n *= d
         if n > MAX_ELEMENTS:
             raise CodecError(f'shape {shape} exceeds the limit of {MAX_ELEMENTS} elements')
-    if payload_len != payload_size(n, bits):
+    if payload_len != (n * bits + 7) // 8:
         raise CodecError(f'payload length {payload_len} does not match shape {shape} at {bits} bits '
                          f'({payload_size(n, bits)})')
     if not (math.isfinite(device_compute_ms) and device_compute_ms >= 0):
         raise CodecError(f'device_compute_ms {device_compute_ms} invalid (expected finite >= 0)')
-    if bits in FLOAT_BITS:
+    if bits > 8:  # float16 / float32 pass-through
         if scale != 1.0 or zero_point != 0.0:
             raise CodecError(f'float{bits} message must have scale 1 and zero point 0, '
                              f'got {scale}, {zero_point}')
-    else:
-        if not (math.isfinite(scale) and scale >= 0 and math.isfinite(zero_point)
-                and abs(zero_point) + ((1 << bits) - 1) * scale < _QUANT_LIMIT):
-            raise CodecError(f'quantization parameters invalid (scale {scale}, zero point {zero_point})')
-    return FeatureHeader(version=version, bits=bits, exit_point=exit_point, partition_point=partition_point,
-                         shape=tuple(shape), scale=scale, zero_point=zero_point, frame_seq=frame_seq,
-                         device_compute_ms=device_compute_ms, device_stamp_ns=device_stamp_ns,
-                         payload_bytes=payload_len)
+    elif not (math.isfinite(scale) and scale >= 0 and math.isfinite(zero_point)
+              and abs(zero_point) + ((1 << bits) - 1) * scale < _QUANT_LIMIT):
+        raise CodecError(f'quantization parameters invalid (scale {scale}, zero point {zero_point})')
+    return FeatureHeader(version, bits, exit_point, partition_point, shape, scale, zero_point, frame_seq,
+                         device_compute_ms, device_stamp_ns, payload_len)  # positional: faster than keywords
 
 
 _HEADER_PARSERS: dict[int, Callable[[memoryview, int, int], FeatureHeader]] = {1: _parse_v1}
@@ -453,6 +497,8 @@ _HEADER_PARSERS: dict[int, Callable[[memoryview, int, int], FeatureHeader]] = {1
 
 
 def _check_bits(bits: Any) -> int:
+    if type(bits) is int and bits in _VALID_BITS_SET:
+        return bits
     if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or int(bits) not in VALID_BITS:
         raise CodecError(f'bits must be one of {VALID_BITS}, got {bits!r}')
     return int(bits)

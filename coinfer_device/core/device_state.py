@@ -21,29 +21,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from coinfer_device.core.profile import LOCAL_BITS, Action
-
-VALID_REMOTE_BITS = (1, 2, 3, 4, 5, 6, 7, 8, 16, 32)
-
-
-def check_action(action: Action, branch_points: Sequence[int]) -> str | None:
-    """Return why ``action`` is not a valid split of a model with ``branch_points``, or ``None``."""
-    if not 0 <= action.exit < len(branch_points):
-        return f'exit {action.exit} out of range 0..{len(branch_points) - 1}'
-    bp = branch_points[action.exit]
-    if not 0 <= action.partition <= bp:
-        return f'partition {action.partition} out of range 0..{bp} for exit {action.exit}'
-    if action.partition == bp:
-        if action.bits != LOCAL_BITS:
-            return f'a local action (partition {bp} = branch point of exit {action.exit}) must have bits 0'
-    elif action.bits not in VALID_REMOTE_BITS:
-        return f'bits {action.bits} not one of {VALID_REMOTE_BITS}'
-    return None
-
-
-def is_local(action: Action, branch_points: Sequence[int]) -> bool:
-    """Return whether ``action`` runs entirely on the device."""
-    return action.partition >= branch_points[action.exit]
+from coinfer_device.core.action import Action
 
 
 class DecisionKeeper:
@@ -166,6 +144,11 @@ class EdgeTracker:
                 return None
             due = [k for k in (PROBE_SMALL, PROBE_LARGE) if now - self._last_sent[k] >= self.probe_interval_s]
             return min(due, key=lambda k: self._last_sent[k]) if due else None
+
+    def waiting(self, stamp_ns: int) -> bool:
+        """Return whether the message stamped ``stamp_ns`` is still waiting for its answer."""
+        with self._lock:
+            return stamp_ns in self._pending
 
     def in_flight(self) -> int:
         """Return the number of frames waiting for an answer."""

@@ -1,6 +1,6 @@
 # Copyright 2026 The coinfer authors
 # SPDX-License-Identifier: Apache-2.0
-"""Machine profile of the model and the action table of the split decision.
+"""Machine profile of the model: what each split decision costs and how accurate it is.
 
 A profile (JSON, written by ``coinfer-profile``) holds, for one machine:
 per-block compute time of the trunk and of every exit branch, codec time and
@@ -8,11 +8,8 @@ payload bytes for every (partition, bits), and validation accuracy for every
 valid (exit, partition, bits).  The decision environment, the policy node and
 the nodes' latency estimates all read this one file.
 
-An :class:`Action` ``(exit, partition, bits)`` is valid when
-``partition <= branch_point(exit)``.  ``partition == branch_point(exit)`` means
-the whole inference runs on the device; nothing is sent, so bits is
-normalized to :data:`LOCAL_BITS` (0) and only that one action exists per exit.
-Bits 1..8 are integer quantization, 16 and 32 are float16/float32 pass-through.
+The profile covers the action table of :mod:`coinfer_device.core.action` for its
+branch points and bits choices.
 """
 
 from __future__ import annotations
@@ -20,59 +17,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
+
+from coinfer_device.core.action import Action, action_table, is_local
+from coinfer_device.core.paths import assets_dir
 
 PROFILE_FORMAT = 'coinfer-profile'
 PROFILE_VERSION = 1
-LOCAL_BITS = 0
-DEFAULT_BITS_CHOICES = (2, 4, 8, 16, 32)
 
 
 class ProfileError(ValueError):
     """A profile file is malformed or does not fit the model / action table."""
-
-
-@dataclass(frozen=True, order=True)
-class Action:
-    """One split decision: exit point, partition point and bits on the wire."""
-
-    exit: int
-    partition: int
-    bits: int
-
-    def label(self) -> str:
-        """Return a short human label, e.g. ``e2/p4/b8`` or ``e0/local``."""
-        if self.bits == LOCAL_BITS:
-            return f'e{self.exit}/local'
-        return f'e{self.exit}/p{self.partition}/b{self.bits}'
-
-    def to_list(self) -> list[int]:
-        """Return ``[exit, partition, bits]``."""
-        return [self.exit, self.partition, self.bits]
-
-
-def action_table(branch_points: Sequence[int],
-                 bits_choices: Iterable[int] = DEFAULT_BITS_CHOICES) -> tuple[Action, ...]:
-    """Enumerate every valid, non-duplicate action in a fixed order.
-
-    For each exit: every edge-finished split ``partition < branch_point`` with every
-    bits choice, then the single all-on-device action.
-    """
-    bits = sorted(set(int(b) for b in bits_choices))
-    for b in bits:
-        if not (1 <= b <= 8 or b in (16, 32)):
-            raise ValueError(f'bits {b} not in 1..8, 16, 32')
-    table = []
-    for e, bp in enumerate(branch_points):
-        for p in range(bp):
-            table.extend(Action(e, p, b) for b in bits)
-        table.append(Action(e, bp, LOCAL_BITS))
-    return tuple(table)
-
-
-def is_local(action: Action, branch_points: Sequence[int]) -> bool:
-    """Return whether ``action`` finishes on the device (nothing crosses the link)."""
-    return action.partition >= branch_points[action.exit]
 
 
 @dataclass
@@ -207,7 +162,6 @@ class Profile:
     def load(cls, path: Path | str | None = None) -> 'Profile':
         """Load a profile file; ``None`` = the shipped profile."""
         if path is None:
-            from coinfer_device.core.checkpoint import assets_dir
             path = assets_dir() / 'profile_x86_64.json'
         try:
             doc = json.loads(Path(path).read_text())

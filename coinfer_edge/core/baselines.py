@@ -1,10 +1,10 @@
 # Copyright 2026 The coinfer authors
 # SPDX-License-Identifier: Apache-2.0
-"""Baseline decision rules, each a :data:`coinfer_edge.core.env.Decider` (StepView -> action indices).
+"""Baseline decision rules, each a :data:`coinfer_edge.core.simulator.Decider` (StepView -> action indices).
 
 Rules that need a latency estimate use the *measured* state (what a deployed rule sees) and the same
-:class:`~coinfer_edge.core.env.LatencyModel` as the environment; only the oracle
-(:func:`coinfer_edge.core.env.oracle_decider`) sees the true state.
+:class:`~coinfer_edge.core.decision.LatencyModel` as the environment; only the oracle
+(:func:`coinfer_edge.core.simulator.oracle_decider`) sees the true state.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from typing import Sequence
 
 import numpy as np
 
-from coinfer_device.core.profile import LOCAL_BITS, Action, Profile
-from coinfer_edge.core.env import (Decider, EnvConfig, LatencyModel, RewardConfig, StepView, TraceBank, action_mask,
-                                   masked_argmax)
+from coinfer_device.core.action import FLOAT32_BITS, LOCAL_BITS, Action
+from coinfer_device.core.profile import Profile
+from coinfer_edge.core.decision import LatencyModel, RewardConfig, action_mask, masked_argmax
+from coinfer_edge.core.simulator import Decider, EnvConfig, StepView, TraceBank
 from coinfer_edge.core.traces import Trace
 
-FLOAT_BITS = 32
-RAW_INPUT_BITS = 8
+RAW_INPUT_BITS = 8  # an 8-bit camera image sent as it is
 
 
 def fixed(index: int) -> Decider:
@@ -62,7 +62,7 @@ def random_rule(seed: int = 0) -> Decider:
 
 def _float_candidates(latency: LatencyModel, exits: Sequence[int] | None = None) -> np.ndarray:
     exits_set = set(range(len(latency.profile.branch_points)) if exits is None else exits)
-    return np.array([a.exit in exits_set and a.bits in (FLOAT_BITS, LOCAL_BITS) for a in latency.actions])
+    return np.array([a.exit in exits_set and a.bits in (FLOAT32_BITS, LOCAL_BITS) for a in latency.actions])
 
 
 def neurosurgeon(latency: LatencyModel) -> Decider:

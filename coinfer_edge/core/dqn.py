@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from coinfer_device.core.config import strict_from_dict
 from coinfer_edge.core.sac import (EvalFn, LogFn, MASKED_LOGIT, ReplayBuffer, SACConfig, SoftQNetwork, VecEnv,
                                    linear_weights, run_training)
 
@@ -45,15 +46,12 @@ class DQNConfig:
         shared = {f.name for f in fields(cls)} & set(asdict(sac))
         kw = {k: getattr(sac, k) for k in shared}
         kw.update(overrides)
-        return cls(**kw)
+        return strict_from_dict(cls, kw, 'DQN')
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> 'DQNConfig':
         """Build from a dictionary; unknown keys are an error."""
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f'unknown DQN settings {sorted(unknown)}')
-        return cls(**d)
+        return strict_from_dict(cls, d, 'DQN')
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-friendly dictionary."""

@@ -2,19 +2,20 @@
 # SPDX-License-Identifier: Apache-2.0
 """Trained split policies on disk, and the object the policy node uses to decide.
 
-A policy is two files: ``NAME.pt`` = ``torch.save`` of a dict of plain tensors
-(``layers.i.weight`` / ``layers.i.bias`` of an MLP ``Linear-ReLU-...-Linear``), loaded with
-``torch.load(weights_only=True)``; ``NAME.json`` = metadata: the profile's identity (SHA-256 of its
+A policy is two files: ``NAME.safetensors`` = the float32 tensors ``layers.i.weight`` /
+``layers.i.bias`` of an MLP ``Linear-ReLU-...-Linear`` (read with ``safetensors.numpy``: no
+torch, nothing unpickled); ``NAME.json`` = metadata: the profile's identity (SHA-256 of its
 canonical JSON), the action table as ``[[exit, partition, bits], ...]``, the action mask, reward
 coefficients, state normalization, latency-model settings, hyperparameters and how it was trained.
-:meth:`TrainedPolicy.load` refuses a policy whose action table or profile does not match.
+:meth:`TrainedPolicy.load` refuses a policy whose action table or profile does not match.  Policy
+files of earlier versions, ``NAME.pt`` (``torch.save`` of the same tensors), are still read; only
+that path imports torch (``torch.load(weights_only=True)``).
 
 Usage in a node::
 
     policy = TrainedPolicy.load()            # shipped policy, checked against the shipped profile
-    s = build_state(bw_mbps, rtt_ms, dev_load, edge_load, last_latency_ms, deadline_ms,
-                    prev_index, len(policy.actions))
-    action = policy.act(s)                   # Action(exit, partition, bits), greedy, masked
+    obs = Observation(bw_mbps, rtt_ms, dev_load, edge_load, last_latency_ms, deadline_ms, prev_index)
+    action = policy.act(obs)                 # Action(exit, partition, bits), greedy, masked
     prev_index = policy.index_of(action)
 
 Inference is plain numpy (a few matrix-vector products, ~10-50 us on a CPU).
@@ -24,23 +25,28 @@ from __future__ import annotations
 
 import hashlib
 import json
-from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
-import torch
+from safetensors.numpy import load_file, save_file
 
-from coinfer_device.core.checkpoint import read_sidecar_metadata, sha256_file
-from coinfer_device.core.profile import Action, Profile, ProfileError
-from coinfer_edge.core.env import (N_STATE_SCALARS, STATE_FEATURES, Decider, RewardConfig, StepView, build_state,
-                                   state_dim)
+from coinfer_device.core.action import Action
+from coinfer_device.core.paths import assets_dir
+from coinfer_device.core.profile import Profile, ProfileError
+from coinfer_device.core.sidecar import read_sidecar_metadata, sha256_file
+from coinfer_edge.core.decision import N_STATE_SCALARS, STATE_FEATURES, Observation, RewardConfig, state_dim
+
+if TYPE_CHECKING:  # the simulator is for training and evaluation; the policy node never loads it
+    from coinfer_edge.core.simulator import Decider, StepView
 
 POLICY_FORMAT = 'coinfer-policy'
 POLICY_VERSION = 1
+WEIGHTS_SUFFIX = '.safetensors'
+LEGACY_SUFFIX = '.pt'
 
-__all__ = ['POLICY_FORMAT', 'POLICY_VERSION', 'PolicyError', 'TrainedPolicy', 'build_state', 'default_policy_path',
-           'profile_sha256', 'save_policy']
+__all__ = ['LEGACY_SUFFIX', 'POLICY_FORMAT', 'POLICY_VERSION', 'WEIGHTS_SUFFIX', 'PolicyError', 'TrainedPolicy',
+           'default_policy_path', 'profile_sha256', 'save_policy']
 
 
 class PolicyError(RuntimeError):
@@ -48,8 +54,8 @@ class PolicyError(RuntimeError):
 
 
 def default_policy_path() -> Path:
-    """Return the shipped policy ``coinfer_edge/assets/sacd_policy.pt``."""
-    return Path(str(resources.files('coinfer_edge') / 'assets')) / 'sacd_policy.pt'
+    """Return the shipped policy ``coinfer_edge/assets/sacd_policy.safetensors``."""
+    return assets_dir('coinfer_edge') / f'sacd_policy{WEIGHTS_SUFFIX}'
 
 
 def profile_sha256(profile: Profile) -> str:
@@ -58,12 +64,24 @@ def profile_sha256(profile: Profile) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def save_policy(path: Path | str, weights: dict[str, torch.Tensor], profile: Profile, reward: RewardConfig,
+def _float32_array(value: Any) -> np.ndarray:
+    """Return a tensor (torch or numpy) as a C-contiguous float32 numpy array."""
+    if hasattr(value, 'detach'):  # a torch tensor, handled without importing torch here
+        value = value.detach().cpu().float().numpy()
+    return np.ascontiguousarray(value, dtype=np.float32)
+
+
+def save_policy(path: Path | str, weights: Mapping[str, Any], profile: Profile, reward: RewardConfig,
                 mask: np.ndarray, extra: dict[str, Any] | None = None) -> Path:
-    """Write ``path`` (plain tensors) and ``path.json`` (metadata); return the metadata path."""
+    """Write ``path`` (``.safetensors``, float32 tensors) and ``path.json`` (metadata); return the metadata path.
+
+    ``weights`` maps ``layers.i.weight`` / ``layers.i.bias`` to torch tensors or numpy arrays.
+    """
     path = Path(path)
+    if path.suffix != WEIGHTS_SUFFIX:
+        raise ValueError(f'policy weights are written as {WEIGHTS_SUFFIX}, got {path.name}')
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.detach().float().contiguous() for k, v in weights.items()}, path)
+    save_file({k: _float32_array(v) for k, v in weights.items()}, str(path))
     actions = profile.actions()
     meta: dict[str, Any] = {
         'format': POLICY_FORMAT,
@@ -78,7 +96,7 @@ def save_policy(path: Path | str, weights: dict[str, torch.Tensor], profile: Pro
         'action_mask': [bool(m) for m in mask],
         'reward': reward.to_dict(),
         'state': {'dim': state_dim(len(actions)), 'n_scalars': N_STATE_SCALARS, 'features': list(STATE_FEATURES),
-                  'builder': 'coinfer_edge.core.env.build_state'},
+                  'builder': 'coinfer_edge.core.decision.build_state'},
     }
     meta.update(extra or {})
     mpath = path.with_suffix('.json')
@@ -137,13 +155,14 @@ class TrainedPolicy:
             raise PolicyError('mask excludes every action')
         return np.argmax(np.where(m, self.logits(states), -np.inf), axis=-1)
 
-    def act(self, state: np.ndarray, mask: np.ndarray | None = None) -> Action:
-        """Return the greedy allowed action for one state (from :func:`build_state`)."""
-        return self.actions[int(self.act_indices(np.asarray(state)[None, :], mask)[0])]
+    def act(self, observation: Observation, mask: np.ndarray | None = None) -> Action:
+        """Return the greedy allowed action for one observation (its :func:`build_state` vector)."""
+        state = observation.state_vector(len(self.actions))
+        return self.actions[int(self.act_indices(state[None, :], mask)[0])]
 
-    def decider(self) -> Decider:
+    def decider(self) -> 'Decider':
         """Return this policy as an evaluation rule (StepView -> indices)."""
-        def decide(v: StepView) -> np.ndarray:
+        def decide(v: 'StepView') -> np.ndarray:
             return self.act_indices(v.state, v.mask)
         return decide
 
@@ -177,10 +196,19 @@ class TrainedPolicy:
                 f'{profile_sha256(profile)[:12]}... (different timings/accuracies); retrain with '
                 f'coinfer-train-policy --profile <this profile>, or pass check_profile=False to accept it')
         try:
-            state = torch.load(path, map_location='cpu', weights_only=True)
-            n = len(state) // 2
-            layers = [(state[f'layers.{i}.weight'].numpy(), state[f'layers.{i}.bias'].numpy()) for i in range(n)]
-        except Exception as exc:  # torch raises several types for bad files
+            layers = _read_layers(path)
+        except Exception as exc:  # safetensors and torch raise several types for bad files
             raise PolicyError(f'{path}: cannot load weights: {exc}') from exc
         return cls(layers, actions, np.array(meta['action_mask'], bool), RewardConfig.from_dict(meta['reward']),
                    meta, path)
+
+
+def _read_layers(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Return the ``(weight, bias)`` pairs of a policy file, safetensors or legacy ``.pt``."""
+    if path.suffix == LEGACY_SUFFIX:
+        import torch  # only policy files of earlier versions need torch
+        tensors = {k: v.numpy() for k, v in torch.load(path, map_location='cpu', weights_only=True).items()}
+    else:
+        tensors = load_file(str(path))
+    n = len(tensors) // 2
+    return [(tensors[f'layers.{i}.weight'], tensors[f'layers.{i}.bias']) for i in range(n)]

@@ -13,20 +13,22 @@
 
 The environment only needs ``reset() -> states``, ``step(actions) -> (states, rewards, dones, info)``
 (``info['final_state']`` = true next state of episodes that were just restarted), ``mask`` (bool per
-action), ``n_actions``, ``state_dim`` and ``n_envs``; see :class:`coinfer_edge.core.env.CoInferenceEnv`.
+action), ``n_actions``, ``state_dim`` and ``n_envs``; see :class:`coinfer_edge.core.simulator.CoInferenceEnv`.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Callable, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from coinfer_device.core.config import strict_from_dict
 
 MASKED_LOGIT = -1e9
 
@@ -70,11 +72,7 @@ class SACConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> 'SACConfig':
         """Build from a dictionary; unknown keys are an error."""
-        names = {f.name: f.type for f in fields(cls)}
-        unknown = set(d) - set(names)
-        if unknown:
-            raise ValueError(f'unknown SAC settings {sorted(unknown)}')
-        return cls(**d)
+        return strict_from_dict(cls, d, 'SAC')
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-friendly dictionary."""
@@ -294,14 +292,19 @@ LogFn = Callable[[dict[str, float]], None]
 
 
 def train_sac(env: VecEnv, cfg: SACConfig, seed: int = 0, evaluate: EvalFn | None = None,
-              eval_every: int = 10_000, log: LogFn | None = None, progress: bool = False) -> SACAgent:
+              eval_every: int = 10_000, log: LogFn | None = None, progress: bool = False,
+              prepare: Callable[[SACAgent, ReplayBuffer], None] | None = None) -> SACAgent:
     """Train SAC-d for ``cfg.total_steps`` transitions; call ``evaluate`` (greedy policy) every ``eval_every``.
 
     ``evaluate`` receives ``decide(states, mask) -> actions`` and returns metrics that are merged
     into the row passed to ``log`` together with the latest losses, ``alpha`` and entropy.
+    ``prepare(agent, buffer)`` runs before the first step: it may seed the replay buffer with
+    logged transitions or load the weights of a policy to fine-tune.
     """
     agent = SACAgent(env.state_dim, env.n_actions, cfg, seed)
     rb = ReplayBuffer(cfg.buffer_size, env.state_dim, env.n_actions, seed)
+    if prepare is not None:
+        prepare(agent, rb)
     return run_training(env, agent, rb, cfg.total_steps, cfg.learning_starts, cfg.batch_size, cfg.updates_per_step,
                         lambda obs, step: agent.act(obs, env.mask), evaluate, eval_every, log, progress,
                         lambda obs, mask: agent.act(obs, mask, greedy=True), seed)

@@ -20,8 +20,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from coinfer_device.core.link_emulator import BandwidthSchedule
+from coinfer_edge.tools.plots import pyplot
 
-FALLBACK_WORDS = {0: 'policy', 1: 'no decision', 2: 'edge down', 3: 'edge timeout'}
 PLOT_FILES = ('latency.png', 'bandwidth.png', 'decisions.png')
 RECORDS_CSV = 'frames.csv'
 SUMMARY_JSON = 'summary.json'
@@ -263,9 +263,7 @@ def write_plots(out: Path, records: Sequence[FrameRecord], decisions: Sequence[t
                 estimated_mbps: Sequence[tuple[float, float]], schedule: BandwidthSchedule | None,
                 duration_s: float) -> list[Path]:
     """Write latency, bandwidth and decision plots (PNG, matplotlib Agg); return the paths."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     paths = [out / name for name in PLOT_FILES]
     deadline = records[0].deadline_ms if records else None

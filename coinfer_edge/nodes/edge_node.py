@@ -8,6 +8,12 @@ the edge compute time; the device turns it into the frame's ``coinfer/result``).
 ``annotated.enabled`` it also publishes ``<ns>/coinfer/annotated``, a small false-colour
 image of the received features with the label, for rqt_image_view.  Malformed messages
 are rejected, counted in diagnostics and logged at most once per burst; the node goes on.
+Nothing is decoded before its header has been checked against ``max_feature_values`` and this
+model (action, shape): a message claiming a huge tensor costs a header parse, not an allocation.
+
+A lifecycle node (:class:`~coinfer_device.ros.runtime.ManagedNode`): *configure* loads the
+model and creates the publishers and subscriptions; *activate* starts answering; while
+*inactive* incoming feature messages are counted (``ignored_inactive``) and dropped.
 """
 
 from __future__ import annotations
@@ -23,16 +29,18 @@ import torch
 from cv_bridge import CvBridge
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.exceptions import InvalidTopicNameException
-from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image, JointState
 
 from coinfer_device.ros import params as rp
 from coinfer_device.core.checkpoint import load_checkpoint
-from coinfer_device.core.codec import CodecError, FeatureHeader, decode_features, parse_format
-from coinfer_device.core.device_state import check_action
-from coinfer_device.core.profile import Action
+from coinfer_device.core.codec import (MAX_ELEMENTS, CodecError, FeatureHeader, decode_features, parse_format,
+                                       peek_header)
+from coinfer_device.core.action import Action, check_action
+from coinfer_device.core.model import classify
 from coinfer_device.ros.params import ParameterError
-from coinfer_device.ros.runtime import BurstLogger, Diagnostics, RateMeter, level_of, run_node
+from coinfer_device.ros.runtime import (DIAGNOSTIC_PARAMS, LIFECYCLE_PARAMS, BurstLogger, Diagnostics, ManagedNode,
+                                        RateMeter, level_of, run_node)
+from coinfer_device.core import records as rec
 from coinfer_device.ros import messages as m
 
 QOS = (rp.QosDefault('features', 'coinfer/features', 'reliable', 2),
@@ -56,11 +64,17 @@ PARAMS = [
              "'/r1' absolute", check=_namespaces_check),
     rp.Param('annotated.enabled', False, 'Publish <ns>/coinfer/annotated (feature thumbnail + label)'),
     rp.Param('annotated.size', 128, 'Side of the annotated image', lo=32, hi=2048, unit='px'),
-] + rp.qos_params(QOS)
+    rp.Param('max_feature_values', 1_048_576, 'Feature messages whose header claims more values are rejected '
+             'before decoding (decoded size = 4 bytes per value; counted as oversized)', lo=1, hi=MAX_ELEMENTS),
+] + rp.qos_params(QOS) + LIFECYCLE_PARAMS + DIAGNOSTIC_PARAMS
 
 
 class MalformedFeatures(ValueError):
     """A feature message decodes but does not fit the model."""
+
+
+class OversizedFeatures(MalformedFeatures):
+    """A feature message claims more values than ``max_feature_values``."""
 
 
 @dataclass
@@ -73,6 +87,8 @@ class Robot:
     received: RateMeter = field(default_factory=RateMeter)
     answered: RateMeter = field(default_factory=RateMeter)
     rejected: RateMeter = field(default_factory=RateMeter)
+    oversized: RateMeter = field(default_factory=RateMeter)
+    ignored_inactive: RateMeter = field(default_factory=RateMeter)
     last_error: str = ''
     edge_ms_sum: float = 0.0
 
@@ -85,12 +101,23 @@ def topic_prefix(namespace: str) -> str:
     return f'{ns}/' if ns else ''
 
 
-class EdgeNode(Node):
+class EdgeNode(ManagedNode):
     """Finish the network for feature messages of one or more robots."""
 
     def __init__(self) -> None:
         super().__init__('edge_node')
         self.p = rp.declare(self, PARAMS)
+        rp.install_set_callback(self, PARAMS)
+        self.model: Any = None
+        self.robots: list[Robot] = []
+        self._answering = False
+        self._rejected_reported = 0
+        self.bridge = CvBridge()
+        self.warn = BurstLogger(self.get_logger().warning)
+        Diagnostics(self, self._diagnostics, task='features')
+
+    def configure_node(self) -> None:
+        """Load the model and create the publishers and subscriptions of every served namespace."""
         if self.p['torch_threads'] > 0:
             torch.set_num_threads(self.p['torch_threads'])
         loaded = load_checkpoint(self.p['model_path'] or None)
@@ -98,27 +125,34 @@ class EdgeNode(Node):
         self.branch_points = list(self.model.spec.exit_branch_points)
         self.shapes = {p: tuple(self.model.feature_shape(p)) for p in range(self.model.num_blocks)}
         self._warm_up()
-        self.bridge = CvBridge()
-        self.warn = BurstLogger(self.get_logger().warning)
-        self.robots: list[Robot] = []
-        self._rejected_reported = 0
         for ns in self.p['robot_namespaces']:
             prefix = topic_prefix(ns)
             try:
-                robot = Robot(prefix, self.create_publisher(JointState, prefix + 'coinfer/edge_result',
-                                                            rp.qos_from(self.p, 'edge_result')))
+                robot = Robot(prefix, self.own(rp.create_publisher(self, JointState, prefix + 'coinfer/edge_result',
+                                                                   self.p, 'edge_result')))
                 if self.p['annotated.enabled']:
-                    robot.annotated_pub = self.create_publisher(Image, prefix + 'coinfer/annotated',
-                                                                rp.qos_from(self.p, 'annotated'))
-                self.create_subscription(CompressedImage, prefix + 'coinfer/features',
-                                         lambda msg, r=robot: self._on_features(msg, r),
-                                         rp.qos_from(self.p, 'features'))
+                    robot.annotated_pub = self.own(rp.create_publisher(self, Image, prefix + 'coinfer/annotated',
+                                                                       self.p, 'annotated'))
+                self.own(rp.create_subscription(self, CompressedImage, prefix + 'coinfer/features',
+                                                lambda msg, r=robot: self._on_features(msg, r), self.p, 'features'))
             except InvalidTopicNameException as exc:
                 raise ParameterError(f'{self.get_fully_qualified_name()}: parameter robot_namespaces entry {ns!r} '
                                      f'is not a valid namespace: {str(exc).splitlines()[0]}') from exc
             self.robots.append(robot)
-        rp.install_set_callback(self, PARAMS)
-        Diagnostics(self, self._diagnostics)
+
+    def activate_node(self) -> None:
+        """Start answering feature messages."""
+        self._answering = True
+
+    def deactivate_node(self) -> None:
+        """Stop answering (messages are counted and dropped); the model stays loaded."""
+        self._answering = False
+
+    def cleanup_node(self) -> None:
+        """Release the model, publishers and subscriptions."""
+        self._answering = False
+        self.destroy_owned()
+        self.robots, self.model = [], None
 
     def _warm_up(self) -> None:
         with torch.inference_mode():
@@ -134,31 +168,43 @@ class EdgeNode(Node):
 
     def _on_features(self, msg: CompressedImage, robot: Robot) -> None:
         t0 = time.perf_counter()
+        if not self._answering:
+            robot.ignored_inactive.add()
+            return
         robot.received.add()
         try:
-            header, logits = self._infer(msg)
+            header, logits, compute_ms = self._infer(msg)
         except (CodecError, MalformedFeatures) as exc:
             robot.rejected.add()
+            if isinstance(exc, OversizedFeatures):
+                robot.oversized.add()
             robot.last_error = str(exc)
             self.warn.event(f'rejected feature message on {self.resolve_topic_name(robot.prefix + "coinfer/features")}'
                             f': {exc}')
             return
-        probs = torch.softmax(logits[0], dim=0)
-        conf, cls = torch.max(probs, dim=0)
+        cls, conf = classify(logits)
         edge_ms = (time.perf_counter() - t0) * 1e3
-        result = m.EdgeResult(frame_seq=header.frame_seq, class_id=int(cls), confidence=float(conf),
-                              exit=header.exit_point, partition=header.partition_point, bits=header.bits,
-                              device_ms=float(header.device_compute_ms), edge_ms=edge_ms,
-                              payload_bytes=len(msg.data), device_stamp_ns=header.device_stamp_ns)
+        result = rec.EdgeResult(frame_seq=header.frame_seq, class_id=cls, confidence=conf,
+                                exit=header.exit_point, partition=header.partition_point, bits=header.bits,
+                                device_ms=float(header.device_compute_ms), edge_ms=edge_ms,
+                                payload_bytes=len(msg.data), device_stamp_ns=header.device_stamp_ns,
+                                edge_compute_ms=compute_ms)
         robot.result_pub.publish(m.make_edge_result_msg(result, msg.header))
         robot.answered.add()
         robot.edge_ms_sum += edge_ms
         if robot.annotated_pub is not None:
-            robot.annotated_pub.publish(self._annotate(msg, header, int(cls), float(conf)))
+            robot.annotated_pub.publish(self._annotate(msg, header, cls, conf))
 
-    def _infer(self, msg: CompressedImage) -> tuple[FeatureHeader, torch.Tensor]:
+    def _infer(self, msg: CompressedImage) -> tuple[FeatureHeader, torch.Tensor, float]:
+        """Check, decode and finish one message; return its header, the logits and the tail's compute time in ms.
+
+        The header is checked (size bound, action, shape) before anything is decoded.
+        """
         parse_format(msg.format)
-        header, feature = decode_features(msg.data)
+        header = peek_header(msg.data)
+        if header.num_elements > self.p['max_feature_values']:
+            raise OversizedFeatures(f'frame {header.frame_seq}: shape {header.shape} claims {header.num_elements} '
+                                    f'values, more than max_feature_values {self.p["max_feature_values"]}')
         action = Action(header.exit_point, header.partition_point, header.bits)
         problem = check_action(action, self.branch_points)
         if problem is None and header.partition_point >= self.branch_points[header.exit_point]:
@@ -170,9 +216,11 @@ class EdgeNode(Node):
             raise MalformedFeatures(f'frame {header.frame_seq}: feature shape {header.shape} does not fit partition '
                                     f'{header.partition_point} of this model (1, {expected}); same model on both '
                                     f'sides?')
+        header, feature = decode_features(msg.data)
+        start = time.perf_counter()
         with torch.inference_mode():
             logits = self.model.tail(feature, header.partition_point, header.exit_point)
-        return header, logits
+        return header, logits, (time.perf_counter() - start) * 1e3
 
     def _annotate(self, msg: CompressedImage, header: FeatureHeader, cls: int, conf: float) -> Image:
         size = self.p['annotated.size']
@@ -182,7 +230,7 @@ class EdgeNode(Node):
         lo, hi = float(plane.min()), float(plane.max())
         gray = np.zeros(plane.shape, np.uint8) if hi <= lo else ((plane - lo) * (255.0 / (hi - lo))).astype(np.uint8)
         img = cv2.applyColorMap(cv2.resize(gray, (size, size), interpolation=cv2.INTER_NEAREST), cv2.COLORMAP_VIRIDIS)
-        name = self.class_names[cls] if 0 <= cls < len(self.class_names) else str(cls)
+        name = rec.class_name(self.class_names, cls) or str(cls)
         action = Action(header.exit_point, header.partition_point, header.bits).label()
         for i, text in enumerate((f'{name} {conf:.2f}', action)):
             org = (3, 14 + 14 * i)
@@ -203,6 +251,8 @@ class EdgeNode(Node):
             values[f'{key} received'] = r.received.total
             values[f'{key} answered'] = answered
             values[f'{key} rejected'] = r.rejected.total
+            values[f'{key} oversized'] = r.oversized.total
+            values[f'{key} ignored_inactive'] = r.ignored_inactive.total
             values[f'{key} rate_hz'] = r.answered.rate()
             values[f'{key} mean_edge_ms'] = r.edge_ms_sum / answered if answered else 0.0
             if r.last_error:

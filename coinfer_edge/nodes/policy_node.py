@@ -7,13 +7,20 @@ Subscribes ``coinfer/link/bandwidth_mbps``, ``coinfer/link/rtt_ms``,
 the newest frame) and publishes ``coinfer/decision`` at ``rate_hz``:
 
 * ``policy: sacd`` (default): the trained discrete SAC policy
-  (``coinfer_edge/assets/sacd_policy.pt`` unless ``policy_path``) acting greedily on
-  :func:`coinfer_edge.core.env.build_state`;
+  (``coinfer_edge/assets/sacd_policy.safetensors`` unless ``policy_path``) acting greedily on
+  :func:`coinfer_edge.core.decision.build_state`;
 * ``policy: rule``: model-based exhaustive search over the profile's actions, using the
-  latency model of :mod:`coinfer_edge.core.env` with the measured state.
+  latency model of :mod:`coinfer_edge.core.decision` with the measured state.
+
+Both are a :class:`coinfer_edge.core.decision.SplitPolicy` fed the same
+:class:`~coinfer_edge.core.decision.Observation`.  Nothing here imports torch.
 
 Until bandwidth and RTT have been measured (``wait_for_link``) no decision is published,
 so the device keeps its safe local fallback.  The time to decide is measured and reported.
+
+A lifecycle node (:class:`~coinfer_device.ros.runtime.ManagedNode`): *configure* loads the
+profile and policy and creates the publisher, subscriptions and timer; *activate* starts
+publishing decisions; *deactivate* stops them (inputs are still recorded); *cleanup* unloads.
 """
 
 from __future__ import annotations
@@ -25,15 +32,17 @@ from typing import Any
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus
-from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float32, Int32MultiArray
 
 from coinfer_device.ros import params as rp
-from coinfer_device.core.profile import Action, Profile, ProfileError
-from coinfer_device.ros.runtime import Diagnostics, RateMeter, StartupError, level_of, run_node
+from coinfer_device.core.action import Action
+from coinfer_device.core.profile import Profile, ProfileError
+from coinfer_device.ros.runtime import (DIAGNOSTIC_PARAMS, LIFECYCLE_PARAMS, Diagnostics, FrequencyStatus, ManagedNode,
+                                        RateMeter, StartupError, level_of, run_node)
+from coinfer_device.core import records as rec
 from coinfer_device.ros import messages as m
-from coinfer_edge.core.env import LatencyModel, LatencySettings, RewardConfig, SystemState, build_state, oracle_action
+from coinfer_edge.core.decision import LatencySettings, Observation, RewardConfig, RuleDecider, SplitPolicy
 from coinfer_edge.core.policy import PolicyError, TrainedPolicy
 
 QOS = (rp.QosDefault('decision', 'coinfer/decision', 'reliable', 1, 'transient_local'),
@@ -46,7 +55,8 @@ _LATENCY = LatencySettings()
 PARAMS = [
     rp.Param('policy', 'sacd', "'sacd' = trained SAC-d policy, 'rule' = exhaustive search with the latency model",
              choices=('sacd', 'rule')),
-    rp.Param('policy_path', '', "Trained policy (.pt with its .json); '' = coinfer_edge/assets/sacd_policy.pt"),
+    rp.Param('policy_path', '', "Trained policy (.safetensors, or a legacy .pt, with its .json); "
+             "'' = coinfer_edge/assets/sacd_policy.safetensors"),
     rp.Param('profile_path', '', "Machine profile JSON; '' = the shipped coinfer_device/assets/profile_x86_64.json"),
     rp.Param('check_profile', True, 'Refuse a policy trained on a different profile (sacd)'),
     rp.Param('rate_hz', 5.0, 'Decision rate', lo=0.1, hi=200.0, unit='Hz'),
@@ -66,61 +76,79 @@ PARAMS = [
              lo=0.01, hi=1e3),
     rp.Param('latency.max_load', _LATENCY.max_load, 'rule: CPU load cap of the slowdown 1/(1-load)', lo=0.0,
              hi=0.99),
-] + rp.qos_params(QOS)
+] + rp.qos_params(QOS) + LIFECYCLE_PARAMS + DIAGNOSTIC_PARAMS
 
 
-class PolicyNode(Node):
+class PolicyNode(ManagedNode):
     """Publish split decisions from the measured state (see module docstring)."""
 
     def __init__(self) -> None:
         super().__init__('policy_node')
         self.p = rp.declare(self, PARAMS)
-        try:
-            self.profile = Profile.load(self.p['profile_path'] or None)
-            self.policy = None
-            if self.p['policy'] == 'sacd':
-                self.policy = TrainedPolicy.load(self.p['policy_path'] or None, self.profile,
-                                                 check_profile=self.p['check_profile'])
-        except (ProfileError, PolicyError) as exc:
-            hint = ' (or run with -p policy:=rule)' if self.p['policy'] == 'sacd' else ''
-            raise StartupError(f'{exc}{hint}') from exc
-        self.actions = self.policy.actions if self.policy else self.profile.actions()
-        self.index = {a: i for i, a in enumerate(self.actions)}
-        if self.policy is not None:
-            self.reward = self.policy.reward_config
-            self.mask = self.policy.mask
-        else:
-            self.reward = RewardConfig(deadline_ms=_REWARD.deadline_ms, latency_weight=self.p['rule.latency_weight'],
-                                       miss_penalty=self.p['rule.miss_penalty'],
-                                       latency_cap=self.p['rule.latency_cap'])
-            self.mask = np.ones(len(self.actions), bool)
-            self.latency = LatencyModel(self.profile, LatencySettings(
-                device_slowdown=self.p['latency.device_slowdown'], edge_slowdown=self.p['latency.edge_slowdown'],
-                max_load=self.p['latency.max_load']), self.actions)
-        self.deadline_ms = self.p['deadline_ms'] or self.reward.deadline_ms
+        rp.install_set_callback(self, PARAMS)
+        self.policy: SplitPolicy | None = None
+        self.source = ''
+        self.deadline_ms = 0.0
         self.inputs: dict[str, tuple[float, float]] = {}  # name -> (value, receipt time)
         self.prev_index: int | None = None
         self.decisions = RateMeter()
         self.decide_ms: list[float] = []
         self.decide_max_ms = 0.0
+        self._deciding = False
         self._report_t = time.monotonic()
         self._report_n = 0
+        diagnostics = Diagnostics(self, self._diagnostics, task='decisions')
+        self.decision_rate = diagnostics.add_frequency('coinfer/decision rate', FrequencyStatus(
+            self.p['rate_hz'], self.p['rate_hz']))
 
-        self.pub = self.create_publisher(Int32MultiArray, 'coinfer/decision', rp.qos_from(self.p, 'decision'))
-        telemetry = rp.qos_from(self.p, 'telemetry')
+    def configure_node(self) -> None:
+        """Load the profile and the policy; create the publisher, subscriptions and the decision timer."""
+        try:
+            self.profile = Profile.load(self.p['profile_path'] or None)
+            self.policy, self.source = self._make_policy()
+        except (ProfileError, PolicyError) as exc:
+            hint = ' (or run with -p policy:=rule)' if self.p['policy'] == 'sacd' else ''
+            raise StartupError(f'{exc}{hint}') from exc
+        self.actions = self.policy.actions
+        self.deadline_ms = self.p['deadline_ms'] or self.policy.reward_config.deadline_ms
+        self.pub = self.own(rp.create_publisher(self, Int32MultiArray, 'coinfer/decision', self.p, 'decision'))
         for key, topic in (('bandwidth_mbps', 'coinfer/link/bandwidth_mbps'), ('rtt_ms', 'coinfer/link/rtt_ms'),
                            ('device_load', 'coinfer/device/cpu_load'), ('edge_load', 'coinfer/edge/cpu_load')):
-            self.create_subscription(Float32, topic, lambda msg, k=key: self._on_input(k, msg.data), telemetry)
-        self.create_subscription(JointState, 'coinfer/result', self._on_result, rp.qos_from(self.p, 'result'))
-        self.create_timer(1.0 / self.p['rate_hz'], self._decide)
-        rp.install_set_callback(self, PARAMS)
-        Diagnostics(self, self._diagnostics)
+            self.own(rp.create_subscription(self, Float32, topic, lambda msg, k=key: self._on_input(k, msg.data),
+                                            self.p, 'telemetry'))
+        self.own(rp.create_subscription(self, JointState, 'coinfer/result', self._on_result, self.p, 'result'))
+        self.own(self.create_timer(1.0 / self.p['rate_hz'], self._decide))
+
+    def activate_node(self) -> None:
+        """Start publishing decisions."""
+        self._deciding = True
+
+    def deactivate_node(self) -> None:
+        """Stop publishing decisions (the device falls back after its decision timeout)."""
+        self._deciding = False
+
+    def cleanup_node(self) -> None:
+        """Unload the policy; destroy the publisher, subscriptions and timer."""
+        self._deciding = False
+        self.destroy_owned()
+        self.policy, self.prev_index = None, None
+
+    def _make_policy(self) -> tuple[SplitPolicy, str]:
+        """Return the decider the ``policy`` parameter names and where it comes from (for the ready line)."""
+        if self.p['policy'] == 'sacd':
+            policy = TrainedPolicy.load(self.p['policy_path'] or None, self.profile,
+                                        check_profile=self.p['check_profile'])
+            return policy, str(policy.path)
+        reward = RewardConfig(deadline_ms=_REWARD.deadline_ms, latency_weight=self.p['rule.latency_weight'],
+                              miss_penalty=self.p['rule.miss_penalty'], latency_cap=self.p['rule.latency_cap'])
+        settings = LatencySettings(device_slowdown=self.p['latency.device_slowdown'],
+                                   edge_slowdown=self.p['latency.edge_slowdown'], max_load=self.p['latency.max_load'])
+        return RuleDecider(self.profile, reward, settings), 'exhaustive search (rule)'
 
     def ready_summary(self) -> str:
         """Return the one-line description logged with the ready marker."""
-        source = f'{self.policy.path}' if self.policy is not None else 'exhaustive search (rule)'
-        return (f"policy {self.p['policy']} ({source}), {len(self.actions)} actions, deadline {self.deadline_ms:g} ms, "
-                f"{self.p['rate_hz']:g} Hz")
+        return (f"policy {self.p['policy']} ({self.source}), {len(self.actions)} actions, "
+                f"deadline {self.deadline_ms:g} ms, {self.p['rate_hz']:g} Hz")
 
     def _on_input(self, key: str, value: float) -> None:
         if math.isfinite(value):
@@ -129,7 +157,7 @@ class PolicyNode(Node):
     def _on_result(self, msg: JointState) -> None:
         try:
             result = m.read_result(msg)
-        except m.MessageError:
+        except rec.MessageError:
             return
         self._on_input('recent_latency_ms', result.total_ms)
 
@@ -138,26 +166,24 @@ class PolicyNode(Node):
         return default if item is None else item[0]
 
     def _decide(self) -> None:
+        if not self._deciding:
+            return
         t0 = time.perf_counter()
         bw, rtt = self._value('bandwidth_mbps', None), self._value('rtt_ms', None)
         if bw is None or rtt is None:
             if self.p['wait_for_link']:
                 return
             bw, rtt = bw or 0.0, rtt or 0.0
-        dev, edge = self._value('device_load', 0.0), self._value('edge_load', 0.0)
-        if self.policy is not None:
-            state = build_state(bw, rtt, dev, edge, self._value('recent_latency_ms', None), self.deadline_ms,
-                                self.prev_index, len(self.actions))
-            action = self.policy.act(state)
-        else:
-            action = oracle_action(self.profile, SystemState(bw, rtt, dev, edge), self.reward, self.latency,
-                                   self.deadline_ms, self.mask)
+        observation = Observation(bw, rtt, self._value('device_load', 0.0), self._value('edge_load', 0.0),
+                                  self._value('recent_latency_ms', None), self.deadline_ms, self.prev_index)
+        action = self.policy.act(observation)
         self.pub.publish(m.make_decision_msg(action))
-        self.prev_index = self.index[action]
+        self.prev_index = self.policy.index_of(action)
         self._record(action, (time.perf_counter() - t0) * 1e3)
 
     def _record(self, action: Action, ms: float) -> None:
         self.decisions.add()
+        self.decision_rate.tick()
         self.decide_ms.append(ms)
         self.decide_max_ms = max(self.decide_max_ms, ms)
         now = time.monotonic()
