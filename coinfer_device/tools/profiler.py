@@ -7,6 +7,10 @@ Measured: per-block compute time of the trunk and of every exit branch (median o
 encode/decode time and payload bytes for every (partition, bits), and validation
 accuracy of every valid (exit, partition, bits) on the held-out validation split
 (quantization at the partition point is applied per frame, as on the wire).
+
+``--from-bag BAG...`` measures nothing: it refreshes the latency part of ``--base`` (default: the
+shipped profile) from the per-frame results recorded on the robot and keeps its accuracy part
+(:mod:`coinfer_device.core.profile_refresh`; docs/bags.md).
 """
 
 from __future__ import annotations
@@ -28,7 +32,12 @@ from coinfer_device.core.checkpoint import CheckpointError, load_checkpoint
 from coinfer_device.core.codec import decode_features, encode_features
 from coinfer_device.core.data import DatasetError, batch_to_input, load_dataset
 from coinfer_device.core.evaluation import train_validation_indices
-from coinfer_device.core.profile import DEFAULT_BITS_CHOICES, Action, Profile
+from coinfer_device.core.action import DEFAULT_BITS_CHOICES, Action
+from coinfer_device.core.action_stats import action_stats, format_stats
+from coinfer_device.core.bags import RESULT, BagError, normalize_namespace
+from coinfer_device.core.profile import Profile, ProfileError
+from coinfer_device.core.profile_refresh import refresh_profile
+from coinfer_device.core.recording import load_recording
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,7 +56,43 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument('--skip-accuracy', action='store_true',
                    help="copy accuracy from --accuracy-from instead of measuring (e.g. on a slow Pi)")
     p.add_argument('--accuracy-from', type=Path, default=None, help='profile to take accuracy from')
+    p.add_argument('--from-bag', type=Path, nargs='+', default=None, metavar='BAG',
+                   help='refresh the timings of --base from recorded bags instead of measuring')
+    p.add_argument('--base', type=Path, default=None, help='with --from-bag: profile to refresh (default: shipped)')
+    p.add_argument('--namespace', default=None,
+                   help='with --from-bag: the robot namespace to use (default: the only one with results)')
+    p.add_argument('--min-frames', type=int, default=5, help='with --from-bag: frames an action needs to count')
     return p.parse_args(argv)
+
+
+def refresh_from_bags(args: argparse.Namespace, argv: list[str]) -> int:
+    """Write ``--base`` with its latency part refreshed from the results in ``--from-bag`` bags."""
+    try:
+        base = Profile.load(args.base)
+        results = []
+        for path in args.from_bag:
+            rec = load_recording(path, [RESULT])
+            spaces = sorted(ns for ns, s in rec.streams.items() if s.results)
+            ns = normalize_namespace(args.namespace) if args.namespace else (spaces[0] if len(spaces) == 1 else None)
+            if ns is None or ns not in spaces:
+                raise BagError(f'{path}: {"choose one of" if spaces else "no results in any"} namespaces with '
+                               f'results {spaces} (--namespace)')
+            results += [r for _, r in rec.streams[ns].results]
+        stats = action_stats(results)
+        profile = refresh_profile(base, stats, args.min_frames, [str(p) for p in args.from_bag])
+    except (BagError, ProfileError) as exc:
+        print(f'coinfer-profile: error: {exc}', file=sys.stderr)
+        return 2
+    profile.settings['command'] = 'coinfer-profile ' + shlex.join(argv)
+    profile.save(args.out)
+    refresh, latency = profile.settings['refresh'], profile.settings['latency']
+    print(f'{len(results)} frames; measured per action (medians):\n{format_stats(stats)}')
+    edge = (f"{refresh['edge_overhead_ms']} ms + {refresh['edge_scale']} x the base profile" if refresh['edge_scale']
+            else 'not measured (no frame was sent)')
+    print(f"device work per frame = {refresh['device_overhead_ms']} ms + {refresh['device_scale']} x the base profile; "
+          f"edge work = {edge}; wrote {args.out} with block/exit/codec times x {refresh['device_scale']} and "
+          f"settings.latency {latency} (coinfer-train-policy applies them)")
+    return 0
 
 
 def _median_ms(fn: Callable[[], object], runs: int, warmup: int) -> float:
@@ -139,6 +184,8 @@ def measure_accuracy(model, x_val: torch.Tensor, y_val: torch.Tensor, bits_choic
 def main(argv: list[str] | None = None) -> int:
     """Measure and write the profile."""
     args = parse_args(argv)
+    if args.from_bag:
+        return refresh_from_bags(args, sys.argv[1:] if argv is None else argv)
     torch.set_num_threads(args.threads)
     try:
         loaded = load_checkpoint(args.checkpoint)

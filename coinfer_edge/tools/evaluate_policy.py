@@ -12,9 +12,10 @@ Writes to ``--out``: ``results.json`` (all numbers), ``table.md``, ``latency_cdf
 
 Example::
 
-    coinfer-evaluate-policy --policy runs/sacd/seed*/sacd_policy.pt --dqn runs/dqn/seed*/dqn_policy.pt \\
-        --traces synthetic --out results/policy_synthetic
-    coinfer-evaluate-policy --policy runs/sacd/seed*/sacd_policy.pt --traces /path/to/cellular --out results/cell
+    coinfer-evaluate-policy --policy runs/sacd/seed*/sacd_policy.safetensors \\
+        --dqn runs/dqn/seed*/dqn_policy.safetensors --traces synthetic --out results/policy_synthetic
+    coinfer-evaluate-policy --policy runs/sacd/seed*/sacd_policy.safetensors --traces /path/to/cellular \\
+        --out results/cell
 """
 
 from __future__ import annotations
@@ -29,10 +30,15 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from coinfer_device.core.bags import BagError
 from coinfer_device.core.profile import Profile
 from coinfer_edge.core import baselines
-from coinfer_edge.core.env import EnvConfig, LatencyModel, RewardConfig, Rollout, oracle_decider, rollout
+from coinfer_edge.core.decision import LatencyModel, RewardConfig
 from coinfer_edge.core.policy import TrainedPolicy, default_policy_path
+from coinfer_edge.core.simulator import EnvConfig, Rollout, oracle_decider, rollout
+from coinfer_edge.core.recorded import ExtractError
+from coinfer_edge.tools.bag_inputs import traces_from_bags
+from coinfer_edge.tools.plots import pyplot
 from coinfer_edge.tools.train_policy import SYNTHETIC, Settings, load_settings, resolve_traces
 
 
@@ -108,9 +114,7 @@ def format_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
 
 def plot_latency_cdf(curves: dict[str, np.ndarray], deadline: float, path: Path, title: str) -> None:
     """Plot the empirical latency CDF of every rule with the deadline marked."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for name, lat in curves.items():
         x = np.sort(lat)
@@ -130,9 +134,7 @@ def plot_latency_cdf(curves: dict[str, np.ndarray], deadline: float, path: Path,
 def plot_decisions(trace, runs: dict[str, Rollout], labels: Sequence[str], lag: int, path: Path,
                    max_steps: int = 1200) -> None:
     """Plot a trace's bandwidth and device load and the actions chosen over time."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     n = min(max_steps, len(next(iter(runs.values())).action))
     t = (np.arange(n) + lag) * trace.dt_s
     used = sorted(set(int(a) for r in runs.values() for a in r.action[:n]))
@@ -160,9 +162,7 @@ def plot_decisions(trace, runs: dict[str, Rollout], labels: Sequence[str], lag: 
 
 def plot_histogram(hists: dict[str, Counter], labels: Sequence[str], path: Path, title: str) -> None:
     """Bar chart of how often each action is chosen, per rule."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     used = sorted(set(a for h in hists.values() for a, c in h.items() if c))
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(used) + 2), 3.8))
     width = 0.8 / len(hists)
@@ -189,8 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--profile', default=None, help='profile JSON (default: shipped)')
     p.add_argument('--config', default=None, help='YAML settings for trace suites (default: config/sacd_train.yaml); '
                    'reward and env settings always come from the policy file')
-    p.add_argument('--traces', nargs='+', default=[SYNTHETIC],
-                   help="held-out traces: 'synthetic' (the config's test suite) and/or CSV/mahimahi files/folders")
+    p.add_argument('--traces', nargs='+', default=None,
+                   help="held-out traces: 'synthetic' (the config's test suite) and/or CSV/mahimahi files/folders; "
+                   "default 'synthetic' unless --traces-from is given")
+    p.add_argument('--traces-from', nargs='+', default=[], metavar='BAG',
+                   help='also evaluate on the conditions recorded in these bags (one trace per bag and namespace)')
     p.add_argument('--train-traces', nargs='+', default=[SYNTHETIC],
                    help='the training traces (for the best fixed action)')
     p.add_argument('--set', action='append', default=[], metavar='SECTION.KEY=VALUE', help='override a config value')
@@ -210,7 +213,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     dqns = [TrainedPolicy.load(p, profile) for p in args.dqn]
     check_same_setup(sacs + dqns)
     settings = settings_from_policy(sacs[0], load_settings(args.config, args.set))
-    test = resolve_traces(args.traces, settings, 'test')
+    try:
+        test = resolve_traces(args.traces or ([] if args.traces_from else [SYNTHETIC]), settings, 'test')
+        test += traces_from_bags(args.traces_from, settings.env.dt_s)
+    except (BagError, ExtractError) as exc:
+        raise SystemExit(f'coinfer-evaluate-policy: error: {exc}') from None
     train = resolve_traces(args.train_traces, settings, 'train')
     leaked = {t.name for t in test} & {t['name'] for p in sacs + dqns for t in p.metadata['training']['train_traces']}
     if leaked:
@@ -218,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     reward, env = settings.reward, settings.env
     lat = LatencyModel(profile, env.latency)
     labels = [a.label() for a in lat.actions]
-    label = args.label or ' + '.join(args.traces)
+    label = args.label or ' + '.join((args.traces or []) + args.traces_from)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 

@@ -2,14 +2,25 @@
 # SPDX-License-Identifier: Apache-2.0
 """``coinfer-train-policy``: train the SAC-d split policy (or the DQN baseline) in the trace-driven simulator.
 
-Writes ``OUT.pt`` (plain tensors) + ``OUT.json`` (metadata), ``OUT_log.csv`` (periodic evaluation:
-reward, ratio to the oracle, alpha, entropy, losses) and ``OUT_curves.png`` (learning curves).
+Writes ``OUT.safetensors`` (float32 tensors) + ``OUT.json`` (metadata), ``OUT_log.csv`` (periodic
+evaluation: reward, ratio to the oracle, alpha, entropy, losses) and ``OUT_curves.png`` (learning curves).
 
 Example::
 
-    coinfer-train-policy --out runs/sacd/seed0/sacd_policy.pt --seed 0
-    coinfer-train-policy --agent dqn --out runs/dqn/seed0/dqn_policy.pt --seed 0
+    coinfer-train-policy --out runs/sacd/seed0/sacd_policy.safetensors --seed 0
+    coinfer-train-policy --agent dqn --out runs/dqn/seed0/dqn_policy.safetensors --seed 0
     coinfer-train-policy --train-traces synthetic /path/to/mahimahi/dir --steps 60000
+
+From recorded bags (docs/bags.md)::
+
+    coinfer-train-policy --profile robot_profile.json --traces-from bags/run1 bags/run2 --replay-from bags/run1 \
+        --fine-tune current_policy.safetensors --out runs/robot/sacd_policy.safetensors
+
+``--traces-from`` trains on the recorded conditions (add ``--train-traces synthetic`` to mix),
+``--replay-from`` seeds the replay buffer with the logged transitions, ``--fine-tune`` starts from
+a policy's weights, reward and simulator settings.  A profile refreshed from bags
+(``coinfer-profile --from-bag``) carries the latency settings that go with its timings
+(``settings.latency``); they are applied unless ``--set env.latency.*`` says otherwise.
 """
 
 from __future__ import annotations
@@ -28,15 +39,20 @@ import numpy as np
 import torch
 import yaml
 
+from coinfer_device.core.bags import BagError
+from coinfer_device.core.paths import find_config_file
 from coinfer_device.core.profile import Profile
 from coinfer_edge.core import baselines
 from coinfer_edge.core.baselines import best_fixed_index
+from coinfer_edge.core.decision import LatencyModel, RewardConfig
 from coinfer_edge.core.dqn import DQNConfig, train_dqn
-from coinfer_edge.core.env import (CoInferenceEnv, EnvConfig, LatencyModel, RewardConfig, StepView, oracle_decider,
-                                   rollout)
-from coinfer_edge.core.policy import save_policy
+from coinfer_edge.core.policy import WEIGHTS_SUFFIX, PolicyError, TrainedPolicy, save_policy
+from coinfer_edge.core.recorded import ExtractError
 from coinfer_edge.core.sac import SACConfig, train_sac
+from coinfer_edge.core.simulator import CoInferenceEnv, EnvConfig, StepView, oracle_decider, rollout
 from coinfer_edge.core.traces import SCENARIOS, Trace, TraceFill, load_traces, synthetic_suite
+from coinfer_edge.tools.bag_inputs import load_actor, seed_replay, traces_from_bags, transitions_from
+from coinfer_edge.tools.plots import pyplot
 
 SYNTHETIC = 'synthetic'
 
@@ -63,9 +79,7 @@ class Settings:
 
 def default_config_path() -> Path | None:
     """Return config/sacd_train.yaml of the source tree or the installed share folder, if present."""
-    here = Path(__file__).resolve().parents[2] / 'config' / 'sacd_train.yaml'
-    share = Path(sys.prefix) / 'share' / 'coinfer' / 'config' / 'sacd_train.yaml'
-    return next((p for p in (here, share) if p.is_file()), None)
+    return find_config_file('sacd_train.yaml')
 
 
 def _apply_override(doc: dict[str, Any], assignment: str) -> None:
@@ -79,11 +93,16 @@ def _apply_override(doc: dict[str, Any], assignment: str) -> None:
     node[parts[-1]] = yaml.safe_load(value)
 
 
-def load_settings(path: Path | str | None = None, overrides: Sequence[str] = ()) -> Settings:
-    """Read the YAML config (``None`` = default one, if any) and apply ``section.key=value`` overrides."""
+def load_settings(path: Path | str | None = None, overrides: Sequence[str] = (),
+                  sections: dict[str, Any] | None = None) -> Settings:
+    """Read the YAML config (``None`` = default one, if any), replace whole ``sections``, apply overrides.
+
+    ``overrides`` are ``section.key=value`` strings, applied last.
+    """
     path = Path(path) if path else default_config_path()
     doc = yaml.safe_load(path.read_text()) if path else {}
     doc = copy.deepcopy(doc or {})
+    doc.update(copy.deepcopy(sections or {}))
     for o in overrides:
         _apply_override(doc, o)
     traces = dict(doc.get('traces', {}))
@@ -110,6 +129,14 @@ def check_split_seeds(settings: Settings) -> None:
              (('train', 101), ('validation', 202), ('test', 303))]
     if len(set(seeds)) != 3:
         raise SystemExit(f'traces.train/validation/test seeds must differ, got {seeds}')
+
+
+def profile_latency_overrides(profile: Profile) -> list[str]:
+    """Return ``env.latency.*`` overrides for the latency settings a refreshed profile carries (``[]`` if none)."""
+    latency = profile.settings.get('latency') or {}
+    if latency:
+        print(f'profile timings were refreshed from recorded runs: applying env.latency {latency}', flush=True)
+    return [f'env.latency.{k}={v}' for k, v in latency.items()]
 
 
 def resolve_traces(specs: Sequence[str], settings: Settings, split: str) -> list[Trace]:
@@ -152,9 +179,7 @@ def make_evaluator(profile: Profile, traces: Sequence[Trace], settings: Settings
 
 def plot_curves(rows: list[dict[str, float]], path: Path, title: str) -> None:
     """Plot evaluation ratio, alpha/entropy and losses against environment steps."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     steps = [r['step'] for r in rows]
     keys = [('eval_ratio', 'greedy reward / oracle\n(validation)'),
             ('eval_gain', 'gain captured vs\nbest fixed (validation)'),
@@ -180,13 +205,22 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('--profile', default=None, help='profile JSON (default: shipped coinfer_device profile)')
     p.add_argument('--config', default=None, help='YAML settings (default: config/sacd_train.yaml)')
-    p.add_argument('--out', default='runs/policy/sacd_policy.pt', help='policy file to write (+ .json, _log.csv, '
-                   '_curves.png)')
+    p.add_argument('--out', default=f'runs/policy/sacd_policy{WEIGHTS_SUFFIX}',
+                   help=f'policy file to write ({WEIGHTS_SUFFIX}; + .json, _log.csv, _curves.png)')
     p.add_argument('--agent', choices=('sacd', 'dqn'), default='sacd')
     p.add_argument('--seed', type=int, default=None, help='training seed (default: config seed)')
     p.add_argument('--steps', type=int, default=None, help='environment transitions (default: config sac.total_steps)')
-    p.add_argument('--train-traces', nargs='+', default=[SYNTHETIC],
-                   help="'synthetic' (the config's training suite) and/or trace files/folders (CSV or mahimahi)")
+    p.add_argument('--train-traces', nargs='+', default=None,
+                   help="'synthetic' (the config's training suite) and/or trace files/folders (CSV or mahimahi); "
+                   "default 'synthetic' unless --traces-from is given")
+    p.add_argument('--traces-from', nargs='+', default=[], metavar='BAG',
+                   help='also train on the conditions recorded in these bags (one trace per bag and namespace)')
+    p.add_argument('--replay-from', nargs='+', default=[], metavar='BAG',
+                   help='seed the replay buffer with the transitions logged in these bags (or transitions.csv '
+                   'files of coinfer-bag-extract) before training (sacd)')
+    p.add_argument('--fine-tune', nargs='?', const='', default=None, metavar='POLICY',
+                   help="start from this policy's weights, reward and simulator settings (sacd); "
+                   'without POLICY the shipped one')
     p.add_argument('--val-traces', nargs='+', default=[SYNTHETIC],
                    help="validation traces for periodic evaluation ('synthetic' = the config's validation suite)")
     p.add_argument('--set', action='append', default=[], metavar='SECTION.KEY=VALUE', help='override a config value')
@@ -198,16 +232,40 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line tool."""
     args = build_parser().parse_args(argv)
+    if Path(args.out).suffix != WEIGHTS_SUFFIX:
+        raise SystemExit(f'--out must end in {WEIGHTS_SUFFIX}, got {args.out}')
     torch.set_num_threads(args.threads)
     overrides = list(args.set)
     if args.seed is not None:
         overrides.append(f'seed={args.seed}')
     if args.steps is not None:
         overrides.append(f'sac.total_steps={args.steps}')
-    settings = load_settings(args.config, overrides)
-    check_split_seeds(settings)
     profile = Profile.load(args.profile)
-    train = resolve_traces(args.train_traces, settings, 'train')
+    base = None
+    if args.fine_tune is not None:
+        if args.agent != 'sacd':
+            raise SystemExit('--fine-tune needs --agent sacd')
+        try:
+            base = TrainedPolicy.load(args.fine_tune or None, profile, check_profile=False)
+        except PolicyError as exc:
+            raise SystemExit(f'coinfer-train-policy: error: --fine-tune: {exc}') from None
+        sections = {'reward': base.metadata['reward'], 'env': base.metadata['env']}
+        print(f'fine-tuning {base.path}: its reward and env settings apply', flush=True)
+    else:
+        sections = {}
+    calibrated = profile_latency_overrides(profile)
+    settings = load_settings(args.config, calibrated + overrides, sections)
+    check_split_seeds(settings)
+    try:
+        train = resolve_traces(args.train_traces or ([] if args.traces_from else [SYNTHETIC]), settings, 'train')
+        train += traces_from_bags(args.traces_from, settings.env.dt_s)
+        replay = transitions_from(args.replay_from, profile, settings.reward) if args.replay_from else []
+    except (BagError, ExtractError) as exc:
+        raise SystemExit(f'coinfer-train-policy: error: {exc}') from None
+    if not train:
+        raise SystemExit('no training traces')
+    if replay and args.agent != 'sacd':
+        raise SystemExit('--replay-from needs --agent sacd')
     val = resolve_traces(args.val_traces, settings, 'validation')
     overlap = {t.name for t in train} & {t.name for t in val}
     if overlap:
@@ -215,7 +273,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     seed = settings.seed
     np.random.seed(seed)
     cfg = settings.sac if args.agent == 'sacd' else settings.dqn_config()
-    env = CoInferenceEnv(profile, train, settings.reward, settings.env, n_envs=cfg.n_envs, seed=seed)
+    try:
+        env = CoInferenceEnv(profile, train, settings.reward, settings.env, n_envs=cfg.n_envs, seed=seed)
+    except ValueError as exc:  # e.g. a recorded trace shorter than one episode
+        raise SystemExit(f'coinfer-train-policy: error: {exc} (shorter episodes: --set env.episode_steps=N)') from None
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     log_path = out.with_name(out.stem + '_log.csv')
@@ -234,8 +295,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f'{args.agent}: {len(env.actions)} actions ({int(env.mask.sum())} allowed), state dim {env.state_dim}, '
           f'{len(train)} training traces ({sum(len(t) for t in train)} steps), seed {seed}', flush=True)
     start = time.perf_counter()
+    seeded = []
+
+    def prepare(agent, buffer) -> None:
+        if base is not None:
+            load_actor(agent, base)
+        if replay:
+            seeded.append(seed_replay(buffer, replay, env.actions, env.mask, settings.reward, profile))
+            print(f'replay buffer seeded with {seeded[-1]} of {len(replay)} logged transitions', flush=True)
+
     if args.agent == 'sacd':
-        agent = train_sac(env, cfg, seed, evaluate, settings.eval_every, log, progress=not args.no_progress)
+        agent = train_sac(env, cfg, seed, evaluate, settings.eval_every, log, progress=not args.no_progress,
+                          prepare=prepare)
     else:
         agent = train_dqn(env, cfg, seed, evaluate, settings.eval_every, log, progress=not args.no_progress)
     wall = time.perf_counter() - start
@@ -252,6 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             'config': settings.raw,
             'train_traces': [{'name': t.name, 'source': t.source, 'steps': len(t)} for t in train],
             'validation_traces': [t.name for t in val],
+            'fine_tuned_from': str(base.path) if base is not None else None,
+            'replay_seeded': {'sources': list(args.replay_from), 'transitions': seeded[0] if seeded else 0},
             'best_fixed_action': list(env.actions[fixed].to_list()),
             'validation_log': rows,
         },
