@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from coinfer_device.core.checkpoint import (CheckpointError, default_checkpoint, load_checkpoint, save_checkpoint)
-from coinfer_device.core.data import Preprocessing, load_fashion_mnist
+from coinfer_device.core.data import Preprocessing, batch_to_input, load_fashion_mnist
 from coinfer_device.core.evaluation import exit_accuracies
 from coinfer_device.core.model import ModelSpec, MultiExitAlexNet
 
@@ -53,6 +53,26 @@ def test_shipped_checkpoint_is_small_and_weights_only():
     assert path.stat().st_size <= 20 * 1024 * 1024
     state = torch.load(path, weights_only=True)
     assert all(isinstance(v, torch.Tensor) for v in state.values())
+
+
+# The first four logits of every exit on the first two Fashion-MNIST test images (labels 9 and 2), as the
+# shipped checkpoint gave them before the classic AlexNet configuration was added: the small model must not move.
+SHIPPED_LOGITS = [
+    [[-6.6231, -13.271, -4.6263, -5.5931], [-0.9994, -8.9444, 8.9853, -7.371]],
+    [[-5.337, -9.566, -8.9652, -8.0874], [-0.7017, -9.9268, 7.9447, -7.2079]],
+    [[-10.7684, -9.0391, -15.2685, -8.301], [-0.3786, -10.5848, 8.8577, -5.5408]],
+]
+
+
+def test_shipped_checkpoint_gives_its_pinned_logits():
+    loaded = load_checkpoint()
+    assert loaded.metadata['spec'].get('arch', 'small') == 'small'
+    images = load_fashion_mnist(split='test').images[:2]
+    with torch.no_grad():
+        outs = loaded.model(batch_to_input(images, loaded.preprocessing))
+    for logits, pinned in zip(outs, SHIPPED_LOGITS):
+        torch.testing.assert_close(logits[:, :4], torch.tensor(pinned), atol=2e-4, rtol=0)
+    assert [int(i) for i in outs[-1].argmax(1)] == [9, 2]
 
 
 def test_shipped_checkpoint_matches_its_metadata_on_a_fixed_subset():

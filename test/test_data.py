@@ -9,6 +9,7 @@ import struct
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from coinfer_device.core import data
 from coinfer_device.core.data import DatasetError, Preprocessing
@@ -109,3 +110,21 @@ def test_frame_to_input_places_content_in_the_middle():
     assert tuple(rgb.shape) == (1, 3, 32, 32)
     with pytest.raises(ValueError, match='H x W'):
         data.frame_to_input(np.zeros((1, 2, 3, 4), np.uint8), pre)
+
+
+def test_fashion_mnist_and_camera_frames_feed_the_224_rgb_model():
+    """Gray 28 x 28 images fill a 3 x 224 x 224 input (bilinear, R = G = B); a BGR camera frame arrives as RGB."""
+    pre = Preprocessing(in_channels=3, content_size=224, image_size=224, mean=0.5, std=0.25)
+    gray = np.zeros((28, 28), np.uint8)
+    gray[10:18, 10:18] = 255
+    x = data.batch_to_input([gray, gray], pre)
+    assert tuple(x.shape) == (2, 3, 224, 224)
+    assert torch.equal(x[:, 0], x[:, 1]) and torch.equal(x[:, 0], x[:, 2])
+    row = x[0, 0, 112].numpy() * pre.std + pre.mean
+    assert row[0] == 0.0 and row[112] == 1.0
+    assert 0.0 < row[78] < 1.0, 'an enlarged edge is interpolated, not a block of repeated pixels'
+    camera = np.zeros((480, 640, 3), np.uint8)
+    camera[..., 0] = 255  # blue in OpenCV's BGR order
+    rgb = data.frame_to_input(camera, pre)[0].numpy() * pre.std + pre.mean
+    np.testing.assert_allclose(rgb[2], 1.0, atol=1e-6)
+    np.testing.assert_allclose(rgb[:2], 0.0, atol=1e-6)

@@ -5,14 +5,18 @@
 ``NAME.pt`` holds the ``state_dict`` (float16 storage by default) and
 ``NAME.json`` beside it holds the architecture, preprocessing, class names,
 per-exit accuracy and how the model was trained.  Nothing is ever unpickled.
+
+While training, ``NAME.state.pt`` holds everything needed to continue after the
+last finished epoch (float32 weights, optimizer, scheduler, RNG states, history):
+plain tensors, numbers, strings, lists and dicts, so it loads with
+``weights_only=True`` too.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import os
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +24,13 @@ import torch
 
 from coinfer_device.core.data import Preprocessing
 from coinfer_device.core.model import ModelSpec, MultiExitAlexNet
+from coinfer_device.core.paths import assets_dir
+from coinfer_device.core.sidecar import metadata_path, read_sidecar_metadata, sha256_file
 
 CHECKPOINT_FORMAT = 'coinfer-model'
 CHECKPOINT_VERSION = 1
+TRAINING_STATE_FORMAT = 'coinfer-training-state'
+TRAINING_STATE_VERSION = 1
 
 
 class CheckpointError(RuntimeError):
@@ -40,28 +48,9 @@ class LoadedModel:
     path: Path
 
 
-def assets_dir() -> Path:
-    """Return the folder of shipped assets (checkpoint, profile, policy)."""
-    return Path(str(resources.files('coinfer_device') / 'assets'))
-
-
 def default_checkpoint() -> Path:
     """Return the shipped Fashion-MNIST checkpoint."""
     return assets_dir() / 'fmnist_alexnet.pt'
-
-
-def metadata_path(checkpoint: Path | str) -> Path:
-    """Return the metadata file that belongs to ``checkpoint``."""
-    return Path(checkpoint).with_suffix('.json')
-
-
-def sha256_file(path: Path | str) -> str:
-    """Return the hex SHA-256 of a file."""
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_checkpoint(model: MultiExitAlexNet, preprocessing: Preprocessing,
@@ -90,29 +79,6 @@ def save_checkpoint(model: MultiExitAlexNet, preprocessing: Preprocessing,
     return mpath
 
 
-def read_sidecar_metadata(path: Path, fmt: str, version: int, error: type[Exception],
-                          verify: bool = True) -> dict[str, Any]:
-    """Read and check the JSON metadata beside a weights file ``path``.
-
-    Raises ``error`` when either file is missing, the JSON is invalid, the format or
-    version differ, or (``verify``) the weights' SHA-256 does not match the metadata.
-    """
-    mpath = metadata_path(path)
-    if not path.is_file():
-        raise error(f'{fmt} weights {path} not found')
-    if not mpath.is_file():
-        raise error(f'metadata {mpath} not found next to {path.name}')
-    try:
-        meta = json.loads(mpath.read_text())
-    except json.JSONDecodeError as exc:
-        raise error(f'{mpath}: invalid JSON: {exc}') from exc
-    if meta.get('format') != fmt or meta.get('version') != version:
-        raise error(f'{mpath}: not a {fmt} v{version} file')
-    if verify and meta.get('weights_sha256') != sha256_file(path):
-        raise error(f'{path}: SHA-256 does not match {mpath.name}')
-    return meta
-
-
 def load_checkpoint(path: Path | str | None = None, verify: bool = True) -> LoadedModel:
     """Load a checkpoint with ``torch.load(weights_only=True)``; ``None`` = shipped one."""
     path = Path(path) if path else default_checkpoint()
@@ -127,3 +93,32 @@ def load_checkpoint(path: Path | str | None = None, verify: bool = True) -> Load
     model.eval()
     return LoadedModel(model, Preprocessing(**meta['preprocessing']),
                        tuple(meta['class_names']), meta, path)
+
+
+def training_state_path(checkpoint: Path | str) -> Path:
+    """Return the training-state file that belongs to the checkpoint ``checkpoint`` (``NAME.state.pt``)."""
+    return Path(checkpoint).with_suffix('.state.pt')
+
+
+def save_training_state(path: Path | str, state: dict[str, Any]) -> None:
+    """Write a training state atomically: an interrupted write leaves the previous state intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + '.tmp')
+    torch.save({'format': TRAINING_STATE_FORMAT, 'version': TRAINING_STATE_VERSION, **state}, tmp)
+    os.replace(tmp, path)
+
+
+def load_training_state(path: Path | str) -> dict[str, Any]:
+    """Load a training state written by :func:`save_training_state` with ``weights_only=True``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f'training state {path} not found (it is written after every epoch)')
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as exc:  # torch raises several types for bad files
+        raise CheckpointError(f'{path}: cannot load training state: {exc}') from exc
+    if not isinstance(state, dict) or (state.get('format'), state.get('version')) != (
+            TRAINING_STATE_FORMAT, TRAINING_STATE_VERSION):
+        raise CheckpointError(f'{path}: not a {TRAINING_STATE_FORMAT} v{TRAINING_STATE_VERSION} file')
+    return state

@@ -192,8 +192,8 @@ def load_image_folder(root: Path | str, size: int = 32) -> Dataset:
     return Dataset(np.stack(images), np.asarray(labels, np.int64), tuple(classes), 'folder')
 
 
-def load_dataset(kind: str, path: Path | str | None, split: str) -> Dataset:
-    """Load a data set by name: ``fashion-mnist``, ``cifar10`` or ``folder``."""
+def load_dataset(kind: str, path: Path | str | None, split: str, folder_size: int = 32) -> Dataset:
+    """Load a data set by name: ``fashion-mnist``, ``cifar10`` or ``folder`` (images resized to ``folder_size``)."""
     if kind == 'fashion-mnist':
         return load_fashion_mnist(path or FASHION_MNIST_DIR, split)
     if path is None:
@@ -201,7 +201,7 @@ def load_dataset(kind: str, path: Path | str | None, split: str) -> Dataset:
     if kind == 'cifar10':
         return load_cifar10(path, split)
     if kind == 'folder':
-        return load_image_folder(Path(path) / split if (Path(path) / split).is_dir() else path)
+        return load_image_folder(Path(path) / split if (Path(path) / split).is_dir() else path, folder_size)
     raise DatasetError(f'unknown dataset {kind!r} (fashion-mnist, cifar10, folder)')
 
 
@@ -213,20 +213,25 @@ def _frame_to_chw(frame: np.ndarray, pre: Preprocessing) -> np.ndarray:
         frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
     if frame.ndim == 3 and pre.in_channels == 1:
         frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-    elif frame.ndim == 2 and pre.in_channels == 3:
-        frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-    if frame.shape[:2] != (pre.content_size, pre.content_size):
-        frame = cv2.resize(frame, (pre.content_size, pre.content_size),
-                           interpolation=cv2.INTER_AREA)
+    size = pre.content_size
+    if frame.shape[:2] != (size, size):
+        # area averaging to shrink a camera frame; bilinear to enlarge (area would repeat pixels in blocks)
+        shrink = frame.shape[0] >= size and frame.shape[1] >= size
+        frame = cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    if frame.ndim == 2 and pre.in_channels == 3:
+        return np.broadcast_to(frame, (3, size, size))  # gray to RGB after resizing: the same values, 3x less work
     return frame[None] if frame.ndim == 2 else frame[..., ::-1].transpose(2, 0, 1)
 
 
 def batch_to_input(images: np.ndarray | Sequence[np.ndarray], pre: Preprocessing) -> torch.Tensor:
     """Turn uint8 frames (each ``H x W`` gray or ``H x W x 3`` BGR) into network input.
 
-    Colour is converted to the model's channel count, the frame is resized to
-    ``content_size`` and zero-padded (black, as Fashion-MNIST's background) to
-    ``image_size``, then normalized with the training mean and std.
+    Colour is converted to the model's channel count (gray frames are repeated
+    into R, G and B for a 3-channel model), the frame is resized to
+    ``content_size`` (area averaging to shrink, bilinear to enlarge) and
+    zero-padded (black, as Fashion-MNIST's background) to ``image_size``, then
+    normalized with the training mean and std.  The device node converts camera
+    frames and the training tools convert data set images with this function.
     """
     out = np.zeros((len(images), pre.in_channels, pre.image_size, pre.image_size), np.float32)
     off = (pre.image_size - pre.content_size) // 2

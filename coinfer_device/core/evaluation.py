@@ -8,6 +8,7 @@ from typing import Iterable
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from coinfer_device.core.data import Dataset, Preprocessing, batch_to_input
 from coinfer_device.core.model import MultiExitAlexNet
@@ -35,13 +36,20 @@ def iterate_batches(ds: Dataset, pre: Preprocessing, batch_size: int = 500
 
 @torch.no_grad()
 def exit_accuracies(model: MultiExitAlexNet, ds: Dataset, pre: Preprocessing,
-                    batch_size: int = 500) -> list[float]:
-    """Return top-1 accuracy of each exit on ``ds`` (model in eval mode)."""
+                    batch_size: int = 500, device: torch.device | str = 'cpu',
+                    progress: str | None = None) -> list[float]:
+    """Return top-1 accuracy of each exit on ``ds`` (model in eval mode, on ``device``).
+
+    ``progress`` names a tqdm bar over the batches (for the 224 x 224 model on a CPU).
+    """
     was_training = model.training
     model.eval()
     correct = np.zeros(model.num_exits)
-    for x, y in iterate_batches(ds, pre, batch_size):
-        for e, logits in enumerate(model(x)):
-            correct[e] += (logits.argmax(1) == y).sum().item()
+    batches = iterate_batches(ds, pre, batch_size)
+    if progress:
+        batches = tqdm(batches, desc=progress, total=-(-len(ds) // batch_size), leave=False, disable=None)
+    for x, y in batches:
+        for e, logits in enumerate(model(x.to(device))):
+            correct[e] += (logits.argmax(1).cpu() == y).sum().item()
     model.train(was_training)
     return [float(c / max(len(ds), 1)) for c in correct]

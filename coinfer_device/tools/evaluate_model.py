@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         loaded = load_checkpoint(args.checkpoint)
         dataset = args.dataset or loaded.metadata.get('dataset', 'fashion-mnist')
-        ds = load_dataset(dataset, args.data, args.split)
+        ds = load_dataset(dataset, args.data, args.split, folder_size=loaded.preprocessing.content_size)
     except (CheckpointError, DatasetError) as exc:
         print(f'coinfer-evaluate-model: error: {exc}', file=sys.stderr)
         return 2
