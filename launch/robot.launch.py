@@ -6,16 +6,23 @@ The link monitor runs here, not on the workstation: it measures round trips on t
 monotonic clock (docs/topics.md, "Latency across the link").
 
 ``ros2 launch coinfer robot.launch.py namespace:=robot1``; with ``use_camera:=false`` another
-camera driver publishes ``image_raw``.
+camera driver publishes ``image_raw``.  The device node is a lifecycle node that configures and
+activates itself (``autostart``); with ``autostart:=false`` it waits for ``ros2 lifecycle set``.
+The camera and device nodes are critical (their exit ends the launch), the monitors are
+respawned (docs/launch.md).
 """
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
+
+from coinfer_device.ros.launch_support import critical_exit, monitor_exit, watch_processes
+
+RESPAWN_DELAY_S = 2.0
 
 
 def generate_launch_description():
@@ -30,6 +37,7 @@ def generate_launch_description():
     emulated_link = LaunchConfiguration('emulated_link')
     fastdds_profile = LaunchConfiguration('fastdds_profile')
     log_level = LaunchConfiguration('log_level')
+    autostart = LaunchConfiguration('autostart')
 
     return LaunchDescription([
         DeclareLaunchArgument('namespace', default_value='',
@@ -55,22 +63,26 @@ def generate_launch_description():
                               default_value=PathJoinSubstitution([share, 'config', 'fastdds_profile.xml']),
                               description='Fast DDS profile (fast rediscovery of restarted nodes)'),
         DeclareLaunchArgument('log_level', default_value='info', description='Log level of every node'),
+        DeclareLaunchArgument('autostart', default_value='true',
+                              description='The device node configures and activates itself (false: it waits for '
+                                          '`ros2 lifecycle set <ns>/device_node configure`, then `activate`)'),
         SetEnvironmentVariable('FASTRTPS_DEFAULT_PROFILES_FILE', fastdds_profile),
         SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', fastdds_profile),
+        watch_processes(),
         Node(package='coinfer', executable='camera_node', name='camera_node', namespace=namespace,
              parameters=[camera_params_file], condition=IfCondition(use_camera), output='screen',
-             arguments=['--ros-args', '--log-level', log_level]),
-        Node(package='coinfer', executable='device_node', name='device_node', namespace=namespace,
-             parameters=[device_params_file,
-                         {'model_path': ParameterValue(model_path, value_type=str),
-                          'emulated_link.enabled': ParameterValue(emulated_link, value_type=bool)}],
-             # publish() of large features must never block inference on a slow link
-             additional_env={'RMW_FASTRTPS_PUBLICATION_MODE': 'ASYNCHRONOUS'},
-             output='screen', arguments=['--ros-args', '--log-level', log_level]),
+             arguments=['--ros-args', '--log-level', log_level], on_exit=critical_exit),
+        LifecycleNode(package='coinfer', executable='device_node', name='device_node', namespace=namespace,
+                      parameters=[device_params_file,
+                                  {'model_path': ParameterValue(model_path, value_type=str),
+                                   'emulated_link.enabled': ParameterValue(emulated_link, value_type=bool),
+                                   'autostart': ParameterValue(autostart, value_type=bool)}],
+                      output='screen', arguments=['--ros-args', '--log-level', log_level], on_exit=critical_exit),
         Node(package='coinfer', executable='cpu_monitor', name='cpu_monitor', namespace=namespace,
-             parameters=[device_params_file], output='screen',
-             arguments=['--ros-args', '--log-level', log_level]),
+             parameters=[device_params_file], output='screen', arguments=['--ros-args', '--log-level', log_level],
+             respawn=True, respawn_delay=RESPAWN_DELAY_S, on_exit=monitor_exit),
         Node(package='coinfer', executable='link_monitor', name='link_monitor', namespace=namespace,
              parameters=[link_monitor_params_file], output='screen',
-             arguments=['--ros-args', '--log-level', log_level]),
+             arguments=['--ros-args', '--log-level', log_level],
+             respawn=True, respawn_delay=RESPAWN_DELAY_S, on_exit=monitor_exit),
     ])

@@ -7,15 +7,23 @@ One edge for several robots (``robot_namespaces`` in edge.yaml) and one policy p
 ``ros2 launch coinfer workstation.launch.py use_policy:=false`` once, then per robot
 ``ros2 launch coinfer workstation.launch.py use_edge:=false namespace:=robot1
 edge_cpu_load_topic:=/coinfer/edge/cpu_load``.
+
+The edge and policy nodes are lifecycle nodes that configure and activate themselves
+(``autostart``; ``autostart:=false`` leaves the transitions to ``ros2 lifecycle set``), and
+critical: their exit ends the launch.  The CPU monitor is respawned (docs/launch.md).
 """
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
+
+from coinfer_device.ros.launch_support import critical_exit, monitor_exit, watch_processes
+
+RESPAWN_DELAY_S = 2.0
 
 
 def generate_launch_description():
@@ -33,6 +41,7 @@ def generate_launch_description():
     edge_cpu_load_topic = LaunchConfiguration('edge_cpu_load_topic')
     fastdds_profile = LaunchConfiguration('fastdds_profile')
     log_level = LaunchConfiguration('log_level')
+    autostart = LaunchConfiguration('autostart')
 
     return LaunchDescription([
         DeclareLaunchArgument('namespace', default_value='',
@@ -61,20 +70,28 @@ def generate_launch_description():
                               default_value=PathJoinSubstitution([share, 'config', 'fastdds_profile.xml']),
                               description='Fast DDS profile (fast rediscovery of restarted nodes)'),
         DeclareLaunchArgument('log_level', default_value='info', description='Log level of every node'),
+        DeclareLaunchArgument('autostart', default_value='true',
+                              description='The edge and policy nodes configure and activate themselves (false: '
+                                          'they wait for `ros2 lifecycle set <node> configure`, then `activate`)'),
         SetEnvironmentVariable('FASTRTPS_DEFAULT_PROFILES_FILE', fastdds_profile),
         SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', fastdds_profile),
-        Node(package='coinfer', executable='edge_node', name='edge_node', namespace=namespace,
-             parameters=[edge_params_file, {'model_path': ParameterValue(model_path, value_type=str)}],
-             condition=IfCondition(use_edge), output='screen', arguments=['--ros-args', '--log-level', log_level]),
+        watch_processes(),
+        LifecycleNode(package='coinfer', executable='edge_node', name='edge_node', namespace=namespace,
+                      parameters=[edge_params_file, {'model_path': ParameterValue(model_path, value_type=str),
+                                                     'autostart': ParameterValue(autostart, value_type=bool)}],
+                      condition=IfCondition(use_edge), output='screen',
+                      arguments=['--ros-args', '--log-level', log_level], on_exit=critical_exit),
         Node(package='coinfer', executable='cpu_monitor', name='edge_cpu_monitor', namespace=namespace,
              parameters=[edge_params_file], condition=IfCondition(use_edge), output='screen',
-             arguments=['--ros-args', '--log-level', log_level]),
-        Node(package='coinfer', executable='policy_node', name='policy_node', namespace=namespace,
-             parameters=[policy_params_file,
-                         {'policy': ParameterValue(policy, value_type=str),
-                          'policy_path': ParameterValue(policy_path, value_type=str),
-                          'profile_path': ParameterValue(profile_path, value_type=str)}],
-             remappings=[('coinfer/edge/cpu_load', edge_cpu_load_topic)],
-             condition=IfCondition(use_policy), output='screen',
-             arguments=['--ros-args', '--log-level', log_level]),
+             arguments=['--ros-args', '--log-level', log_level],
+             respawn=True, respawn_delay=RESPAWN_DELAY_S, on_exit=monitor_exit),
+        LifecycleNode(package='coinfer', executable='policy_node', name='policy_node', namespace=namespace,
+                      parameters=[policy_params_file,
+                                  {'policy': ParameterValue(policy, value_type=str),
+                                   'policy_path': ParameterValue(policy_path, value_type=str),
+                                   'profile_path': ParameterValue(profile_path, value_type=str),
+                                   'autostart': ParameterValue(autostart, value_type=bool)}],
+                      remappings=[('coinfer/edge/cpu_load', edge_cpu_load_topic)],
+                      condition=IfCondition(use_policy), output='screen',
+                      arguments=['--ros-args', '--log-level', log_level], on_exit=critical_exit),
     ])

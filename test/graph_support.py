@@ -2,30 +2,33 @@
 # SPDX-License-Identifier: Apache-2.0
 """Helpers of the ROS graph tests: a probe node in the test process and shipped-asset lookup.
 
-The probe is a real rclpy node (own context, own executor thread) that records what the
-nodes under test publish and publishes decisions or raw feature messages into the graph.
+The probe is a real rclpy node (a :class:`~coinfer_device.ros.background.BackgroundNode`: own
+context, own executor thread) that records what the nodes under test publish and publishes
+decisions or raw feature messages into the graph.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
+import yaml
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float32, Int32MultiArray
 
 from coinfer_device.core.checkpoint import default_checkpoint
-from coinfer_device.core.profile import Action
+from coinfer_device.core.paths import assets_dir
+from coinfer_device.core.action import Action
 from coinfer_device.ros import messages as m
+from coinfer_device.ros.background import BackgroundNode
+from coinfer_device.ros.conventions import DIAGNOSTICS_TOPIC
 from conftest import require_file
 
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
@@ -40,7 +43,6 @@ def model_checkpoint() -> Path:
 
 def profile_file() -> Path:
     """Return the profile the policy tests use (``COINFER_TEST_PROFILE`` or the shipped one)."""
-    from coinfer_device.core.checkpoint import assets_dir
     return require_file(Path(os.environ.get('COINFER_TEST_PROFILE') or assets_dir() / 'profile_x86_64.json'),
                         'machine profile')
 
@@ -94,32 +96,18 @@ class Probe:
     """An rclpy node in the test process (see module docstring)."""
 
     def __init__(self, name: str = 'test_probe') -> None:
-        self.context = rclpy.Context()
-        rclpy.init(args=[], context=self.context)
-        self.node = Node(name, context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+        self._background = BackgroundNode(name)
+        self.node = self._background.node
         self._lock = threading.Lock()
         self._decisions: dict[str, tuple[Any, Action | None]] = {}
         self.diagnostics: dict[str, dict[str, str]] = {}
-        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, RELIABLE)
-        self._diag_topics = {'/diagnostics'}
+        self.statuses: dict[str, DiagnosticStatus] = {}
+        self.node.create_subscription(DiagnosticArray, DIAGNOSTICS_TOPIC, self._on_diag, RELIABLE)
         self.node.create_timer(0.2, self._republish)
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        try:
-            self.executor.spin()
-        except Exception:  # noqa: BLE001 - ends with the context
-            pass
 
     def close(self) -> None:
         """Stop spinning and shut the context down."""
-        self.executor.shutdown(timeout_sec=2.0)
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
-        self._thread.join(timeout=5.0)
+        self._background.close()
 
     # ------------------------------------------------------------------ recording
 
@@ -159,16 +147,16 @@ class Probe:
         self.node.create_subscription(msg_type, topic, callback, qos)
         return collector
 
-    def watch_diagnostics(self, topic: str) -> None:
-        """Also record diagnostics published on ``topic`` (e.g. ``/r1/diagnostics``)."""
-        if topic not in self._diag_topics:
-            self._diag_topics.add(topic)
-            self.node.create_subscription(DiagnosticArray, topic, self._on_diag, RELIABLE)
-
     def _on_diag(self, msg: DiagnosticArray) -> None:
         with self._lock:
             for status in msg.status:
                 self.diagnostics[status.name] = {kv.key: kv.value for kv in status.values}
+                self.statuses[status.name] = status
+
+    def status(self, name: str) -> DiagnosticStatus | None:
+        """Return the latest ``DiagnosticStatus`` named ``name`` (level, message, hardware_id, values)."""
+        with self._lock:
+            return self.statuses.get(name)
 
     def diagnostic(self, name: str) -> dict[str, str]:
         """Return the latest diagnostic values of status ``name`` (empty if none yet)."""
@@ -223,6 +211,34 @@ class Probe:
                 return True
             time.sleep(0.05)
         return False
+
+
+AGGREGATOR_YAML = Path(__file__).resolve().parents[1] / 'config' / 'diagnostics_aggregator.yaml'
+
+
+def analyzer_paths(status_name: str, path: Path = AGGREGATOR_YAML) -> list[str]:
+    """Return the aggregated paths (``coinfer/Robot/Device``) of every GenericAnalyzer that takes a status name.
+
+    Matching as diagnostic_aggregator's GenericAnalyzer does it: ``name`` (equal), ``startswith``,
+    ``contains`` and ``regex`` (whole name).
+    """
+    params = yaml.safe_load(path.read_text())['analyzers']['ros__parameters']
+
+    def walk(section: dict, prefix: str) -> list[str]:
+        found = []
+        for key, item in section.items():
+            if not isinstance(item, dict) or 'type' not in item:
+                continue
+            where = f'{prefix}/{item["path"]}'
+            if item['type'] == 'diagnostic_aggregator/AnalyzerGroup':
+                found += walk(item['analyzers'], where)
+            elif item['type'] == 'diagnostic_aggregator/GenericAnalyzer' and (
+                    status_name in item.get('name', []) or any(status_name.startswith(v) for v in item.get(
+                        'startswith', [])) or any(v in status_name for v in item.get('contains', []))
+                    or any(re.fullmatch(v, status_name) for v in item.get('regex', []))):
+                found.append(where)
+        return found
+    return walk(params, params['path'])
 
 
 def wait_future(future: Any, timeout: float = 10.0) -> Any:

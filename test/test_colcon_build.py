@@ -51,9 +51,9 @@ def _env(tmp: Path) -> dict[str, str]:
 
 
 def _in_sourced_workspace(ws: Path, command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    """Run command after `. install/setup.sh`, as a user would; cwd outside the sources."""
-    script = '. "$0/install/setup.sh" && exec "$@"'
-    return subprocess.run(['sh', '-c', script, str(ws), *command], cwd=ws.parent, env=env,
+    """Run command after `. install/setup.bash`, as the README tells a user; cwd outside the sources."""
+    script = '. "$0/install/setup.bash" && exec "$@"'
+    return subprocess.run(['bash', '-c', script, str(ws), *command], cwd=ws.parent, env=env,
                           capture_output=True, text=True, timeout=TIMEOUT_S)
 
 

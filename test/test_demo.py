@@ -275,7 +275,7 @@ def test_report_files_are_written(tmp_path):
 
 def test_domain_in_use_sees_a_bound_discovery_port():
     import socket
-    from coinfer_edge.demo.cli import choose_domain_id, domain_in_use
+    from coinfer_edge.demo.graph import choose_domain_id, domain_in_use
     d = choose_domain_id()
     assert not domain_in_use(d)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:

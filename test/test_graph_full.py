@@ -4,12 +4,13 @@
 
 Checks the measurement loop: round trips on the device clock -> link monitor estimates
 that follow the emulated bandwidth schedule -> policy decisions -> applied by the device;
-and that every node reports diagnostics.
+that every node reports its diagnostics on /diagnostics, and that every camera frame is accounted for.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import statistics
 import time
 
@@ -17,16 +18,23 @@ import numpy as np
 import pytest
 import torch
 
-from coinfer_device.core.profile import Action, Profile
-from coinfer_device.ros import messages as m
-from coinfer_edge.core.env import RewardConfig, state_dim
+from coinfer_device.core.action import Action
+from coinfer_device.core.profile import Profile
+from coinfer_device.core import records as rec
+from coinfer_edge.core.decision import RewardConfig, state_dim
 from coinfer_edge.demo.harness import Graph, config_file, ros_env
 from coinfer_edge.core.policy import save_policy
-from graph_support import Probe, model_checkpoint, profile_file
+from graph_support import Probe, analyzer_paths, model_checkpoint, profile_file
 
 SCHEDULE_MBPS = [2.0, 8.0]
 STEP_S = 8.0
 RTT_MS = 30.0
+DEVICE = 'device_node: pipeline'
+STATUSES = {'camera_node': ('source', 'image_raw rate'), 'device_node': ('pipeline', 'image_raw rate'),
+            'cpu_monitor': ('cpu load', 'coinfer/device/cpu_load rate'),
+            'link_monitor': ('link estimate', 'coinfer/link rate'), 'edge_node': ('features',),
+            'edge_cpu_monitor': ('cpu load', 'coinfer/edge/cpu_load rate'),
+            'policy_node': ('decisions', 'coinfer/decision rate')}
 
 
 @pytest.fixture(scope='module')
@@ -72,12 +80,12 @@ def test_link_estimates_follow_the_emulated_schedule(graph, probe):
     deadline = time.monotonic() + 3 * STEP_S + 30.0
     # Find two schedule switches (2 -> 8 and 8 -> 2 Mbit/s) from the device's diagnostics.
     while len(switches) < 2 and time.monotonic() < deadline:
-        current = probe.diagnostic('device_node').get('emulated_bandwidth_mbps')
+        current = probe.diagnostic(DEVICE).get('emulated_bandwidth_mbps')
         if current is not None and last is not None and current != last:
             switches.append((time.monotonic(), float(current)))
         last = current if current is not None else last
         time.sleep(0.05)
-    assert len(switches) == 2, f'no schedule switches seen; device diagnostics {probe.diagnostic("device_node")}'
+    assert len(switches) == 2, f'no schedule switches seen; device diagnostics {probe.diagnostic(DEVICE)}'
     time.sleep(STEP_S - 2.0)
     samples = bandwidth.snapshot()
     for t_switch, mbps in switches:
@@ -97,10 +105,10 @@ def test_link_estimates_follow_the_emulated_schedule(graph, probe):
 
 def _next_switch(probe, timeout):
     """Wait for the device's emulated bandwidth to change; return (time seen, new Mbit/s) or None."""
-    last = probe.diagnostic('device_node').get('emulated_bandwidth_mbps')
+    last = probe.diagnostic(DEVICE).get('emulated_bandwidth_mbps')
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        current = probe.diagnostic('device_node').get('emulated_bandwidth_mbps')
+        current = probe.diagnostic(DEVICE).get('emulated_bandwidth_mbps')
         if current is not None and last is not None and current != last:
             return time.monotonic(), float(current)
         last = current if current is not None else last
@@ -114,21 +122,21 @@ def test_bandwidth_stays_measured_while_the_policy_sends_small_frames(graph, pro
     results, bandwidth = probe.results(), probe.floats('coinfer/link/bandwidth_mbps')
     probe.set_decision(small)
     try:
-        assert results.wait(lambda items: sum(r.value.action == small and r.value.source == m.SOURCE_EDGE
+        assert results.wait(lambda items: sum(r.value.action == small and r.value.source == rec.SOURCE_EDGE
                                               for r in items) >= 20, 20.0), graph['device'].tail()
-        sent_before = int(probe.wait_diagnostic('device_node', lambda v: 'probes_sent' in v, 5.0)['probes_sent'])
+        sent_before = int(probe.wait_diagnostic(DEVICE, lambda v: 'probes_sent' in v, 5.0)['probes_sent'])
         start = len(results)
         switch = _next_switch(probe, 2 * STEP_S + 5.0)
         assert switch is not None, 'no schedule switch seen'
         t_switch, mbps = switch
         time.sleep(STEP_S - 2.0)
         remote = [r for r in results.snapshot(start) if r.t > t_switch]
-        assert remote and all(r.value.action == small and r.value.source == m.SOURCE_EDGE for r in remote[5:]), \
+        assert remote and all(r.value.action == small and r.value.source == rec.SOURCE_EDGE for r in remote[5:]), \
             'the policy decision must keep applying'
         settled = _value_at(bandwidth.snapshot(), t_switch + STEP_S - 3.0)
         print(f'small remote frames, link switched to {mbps:g} Mbit/s: estimate {settled}')
         assert settled is not None and abs(settled - mbps) / mbps < 0.3, f'{settled} Mbit/s for {mbps} Mbit/s'
-        sent_after = int(probe.diagnostic('device_node')['probes_sent'])
+        sent_after = int(probe.diagnostic(DEVICE)['probes_sent'])
         assert sent_after - sent_before >= 10, 'large probes must go out while only small frames are sent'
         seqs = [r.value.frame_seq for r in results.snapshot(start)]
         assert len(seqs) == len(set(seqs)), 'a probe answer must never produce a second result'
@@ -145,21 +153,44 @@ def test_policy_closes_the_loop_and_every_node_reports(graph, probe):
     decisions = probe.decisions()
     assert decisions.wait(lambda items: len(items) >= 5, 20.0), policy.tail()
     start = len(results)
-    assert results.wait(lambda items: sum(r.value.fallback == m.FALLBACK_NONE for r in items) >= 10, 20.0, start)
+    assert results.wait(lambda items: sum(r.value.fallback == rec.FALLBACK_NONE for r in items) >= 10, 20.0, start)
     chosen = {d.value for d in decisions.snapshot()}
-    applied = {r.value.action for r in results.snapshot(start) if r.value.fallback == m.FALLBACK_NONE}
+    applied = {r.value.action for r in results.snapshot(start) if r.value.fallback == rec.FALLBACK_NONE}
     assert applied <= chosen, f'device applied {applied}, policy published {chosen}'
-    values = probe.wait_diagnostic('policy_node', lambda v: all(v.get(k, 'none yet') != 'none yet' for k in (
-        'bandwidth_mbps', 'rtt_ms', 'device_load', 'edge_load', 'recent_latency_ms')), 15.0)
+    inputs = ('bandwidth_mbps', 'rtt_ms', 'device_load', 'edge_load', 'recent_latency_ms')
+    values = probe.wait_diagnostic('policy_node: decisions',
+                                   lambda v: all(v.get(k, 'none yet') != 'none yet' for k in inputs), 15.0)
     for key in ('bandwidth_mbps', 'rtt_ms', 'device_load', 'edge_load', 'recent_latency_ms'):
         assert values.get(key, 'none yet') != 'none yet', f'policy never received {key}: {values}'
     assert 0.0 <= float(values['device_load']) <= 1.0 and 0.0 <= float(values['edge_load']) <= 1.0
     assert float(values['decision_latency_mean_ms']) > 0.0
     assert annotated.wait(lambda items: len(items) >= 1, 10.0), 'annotated images enabled but none received'
     assert annotated.snapshot()[0].value == (128, 128, 'bgr8')
-    for name in ('camera_node', 'device_node', 'cpu_monitor', 'link_monitor', 'edge_node', 'edge_cpu_monitor',
-                 'policy_node'):
-        assert probe.diagnostic(name), f'no diagnostics from {name}'
+    for node, tasks in STATUSES.items():
+        for task in tasks:
+            name = f'{node}: {task}'
+            status = probe.status(name)
+            assert status is not None and status.values, f'no status {name!r} on /diagnostics'
+            assert status.hardware_id == socket.gethostname(), f'{name}: hardware_id {status.hardware_id!r}'
+            assert len(analyzer_paths(name)) == 1, f'{name}: analyzers {analyzer_paths(name)}'
+    ours = {name for name in probe.statuses if name.split(': ')[0] in STATUSES}
+    assert ours == {f'{n}: {t}' for n, tasks in STATUSES.items() for t in tasks}, ours
+    for name in ('device_node: image_raw rate', 'camera_node: image_raw rate'):  # the camera runs at 20 Hz
+        rate = probe.wait_diagnostic(name, lambda v: 15.0 < float(v['Actual frequency (Hz)']) < 25.0, 10.0)
+        assert 15.0 < float(rate['Actual frequency (Hz)']) < 25.0, (name, rate)
+
+
+def test_every_camera_frame_is_accounted_for(graph, probe):
+    """The device accounts for each frame the camera published: received, lost, or missed before it listened."""
+    device = probe.wait_diagnostic(DEVICE, lambda v: int(v.get('camera_frames', 0)) > 100, 20.0)
+    camera = probe.diagnostic('camera_node: source')
+    frames, published = int(device['camera_frames']), int(camera['frames_published'])
+    parts = [int(device[k]) for k in ('camera_frames_received', 'camera_frames_lost', 'camera_frames_missed_at_start')]
+    print(f'camera published {published}; device settled {frames}: received, lost, missed at start = {parts}')
+    assert sum(parts) == frames
+    # The device settles a frame 2 s after its announcement and the two statuses are up to 1 s apart (20 Hz).
+    assert published - 80 <= frames <= published + 20, (published, device)
+    assert int(device['camera_frames_lost']) <= 0.02 * frames, device
 
 
 def test_sacd_policy_file_drives_decisions(graph, probe, tmp_path):
@@ -171,7 +202,7 @@ def test_sacd_policy_file_drives_decisions(graph, probe, tmp_path):
                'layers.0.bias': torch.zeros(32),
                'layers.1.weight': torch.randn(len(actions), 32, generator=gen),
                'layers.1.bias': torch.zeros(len(actions))}
-    policy_path = tmp_path / 'random_policy.pt'
+    policy_path = tmp_path / 'random_policy.safetensors'
     save_policy(policy_path, weights, profile, RewardConfig(), np.ones(len(actions), bool))
     decisions = probe.decisions('/sacd/coinfer/decision')
     node = graph.add('sacd_policy', 'policy_node', namespace='/sacd', params_files=[config_file('policy.yaml')],

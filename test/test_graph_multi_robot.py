@@ -9,8 +9,8 @@ import statistics
 
 import pytest
 
-from coinfer_device.core.profile import Action
-from coinfer_device.ros import messages as m
+from coinfer_device.core.action import Action
+from coinfer_device.core import records as rec
 from coinfer_edge.demo.harness import Graph, config_file, ros_env
 from graph_support import Probe, accuracy, model_checkpoint
 
@@ -52,13 +52,13 @@ def test_two_namespaces_share_one_edge_without_cross_talk(graph):
             results, _ = streams[ns]
 
             def enough(items, a=action):
-                return sum(r.value.action == a and r.value.source == m.SOURCE_EDGE for r in items) >= 80
+                return sum(r.value.action == a and r.value.source == rec.SOURCE_EDGE for r in items) >= 80
             assert results.wait(enough, 60.0), \
                 f'{ns}: too few edge results; log:\n{graph[ns.strip("/") + "_device"].tail()}'
         for ns, (action, _) in ROBOTS.items():
             results, truth = streams[ns]
             robot = ns.strip('/')
-            answered = [r for r in results.snapshot() if r.value.source == m.SOURCE_EDGE]
+            answered = [r for r in results.snapshot() if r.value.source == rec.SOURCE_EDGE]
             assert {r.frame_id for r in results.snapshot()} == {f'{robot}_camera'}, 'results of another robot'
             assert {r.value.action for r in answered} == {action}, 'decisions crossed namespaces'
             seqs = [r.value.frame_seq for r in results.snapshot()]
@@ -66,8 +66,9 @@ def test_two_namespaces_share_one_edge_without_cross_talk(graph):
             acc, n = accuracy(answered, truth.snapshot())
             print(f'{ns}: {n} edge-answered frames, accuracy {acc:.3f}')
             assert n >= 50 and acc > 0.7, f'{ns}: accuracy {acc:.3f} over {n} frames'
-        values = probe.wait_diagnostic('edge_node', lambda v: all(int(v.get(f'{ns}/coinfer/features answered', 0)) > 0
-                                                                  for ns in ROBOTS), 10.0)
+        values = probe.wait_diagnostic(
+            'edge_node: features', lambda v: all(int(v.get(f'{ns}/coinfer/features answered', 0)) > 0 for ns in ROBOTS),
+            10.0)
         for ns in ROBOTS:
             assert int(values[f'{ns}/coinfer/features answered']) > 0
             assert int(values[f'{ns}/coinfer/features rejected']) == 0
@@ -86,7 +87,7 @@ def test_compute_slowdown_emulates_a_slower_device_cpu(graph):
         medians = {}
         for ns, results in streams.items():
             def enough(items):
-                return sum(r.value.action == full and r.value.fallback == m.FALLBACK_NONE for r in items) >= 40
+                return sum(r.value.action == full and r.value.fallback == rec.FALLBACK_NONE for r in items) >= 40
             assert results.wait(enough, 30.0), f'{ns}: the local decision never applied'
             local = [r.value for r in results.snapshot() if r.value.action == full and r.value.fallback == 0]
             assert all(v.total_ms >= v.device_ms for v in local)

@@ -8,16 +8,22 @@ running with a decision published by the probe.
 
 from __future__ import annotations
 
+import math
 import os
+import threading
 import time
+import zlib
 
+import psutil
 import pytest
 import torch
 from std_msgs.msg import Header
 
-from coinfer_device.core.codec import FORMAT, encode_features, encoded_size
+from coinfer_device.core import codec
+from coinfer_device.core.codec import FORMAT, encode_features, encoded_size, peek_header
 from coinfer_device.core.data import FASHION_MNIST_CLASSES
-from coinfer_device.core.profile import Action
+from coinfer_device.core.action import Action
+from coinfer_device.core import records as rec
 from coinfer_device.ros import messages as m
 from coinfer_edge.demo.harness import Graph, config_file, ros_env
 from graph_support import Probe, accuracy, model_checkpoint, profile_file
@@ -69,16 +75,16 @@ def _wait_action(results, action, count, timeout, source=None):
 def test_edge_results_have_documented_fields_and_accuracy(graph, probe, streams):
     results, truth = streams['results'], streams['truth']
     probe.set_decision(REMOTE)
-    ok, start = _wait_action(results, REMOTE, 120, timeout=60.0, source=m.SOURCE_EDGE)
+    ok, start = _wait_action(results, REMOTE, 120, timeout=60.0, source=rec.SOURCE_EDGE)
     assert ok, f'no edge results for {REMOTE.label()}; device log:\n{graph["device"].tail()}'
-    edge = [r for r in results.snapshot(start) if r.value.action == REMOTE and r.value.source == m.SOURCE_EDGE]
+    edge = [r for r in results.snapshot(start) if r.value.action == REMOTE and r.value.source == rec.SOURCE_EDGE]
     payload = encoded_size((1, 64, 8, 8), 8)
     for r in edge:
         v = r.value
         assert r.frame_id == 'camera'
         assert 0.0 < v.confidence <= 1.0
         assert 0 <= v.class_id < 10 and v.class_name == FASHION_MNIST_CLASSES[v.class_id]
-        assert v.fallback == m.FALLBACK_NONE
+        assert v.fallback == rec.FALLBACK_NONE
         assert v.payload_bytes == payload
         assert v.device_ms > 0 and v.edge_ms > 0
         assert v.round_trip_ms >= v.edge_ms and v.transfer_ms == pytest.approx(v.round_trip_ms - v.edge_ms, abs=1e-6)
@@ -94,7 +100,7 @@ def test_edge_results_have_documented_fields_and_accuracy(graph, probe, streams)
 
 def test_new_decision_applies_to_the_next_frames(graph, probe, streams):
     results = streams['results']
-    steps = ((Action(0, 1, 4), m.SOURCE_EDGE), (Action(1, 4, 0), m.SOURCE_DEVICE), (REMOTE, m.SOURCE_EDGE))
+    steps = ((Action(0, 1, 4), rec.SOURCE_EDGE), (Action(1, 4, 0), rec.SOURCE_DEVICE), (REMOTE, rec.SOURCE_EDGE))
     for action, source in steps:
         t_set = time.monotonic()
         probe.set_decision(action)
@@ -113,7 +119,7 @@ def test_new_decision_applies_to_the_next_frames(graph, probe, streams):
 def test_malformed_features_are_rejected_counted_and_traffic_continues(graph, probe, streams):
     results = streams['results']
     probe.set_decision(REMOTE)
-    assert _wait_action(results, REMOTE, 5, 15.0, m.SOURCE_EDGE)[0]
+    assert _wait_action(results, REMOTE, 5, 15.0, rec.SOURCE_EDGE)[0]
     pub = probe.features_publisher()
     assert probe.wait_for_subscribers(pub, 1), 'edge did not match the probe publisher'
     good = encode_features(torch.zeros(1, 64, 8, 8), bits=8, exit_point=2, partition_point=4, frame_seq=7)
@@ -123,40 +129,92 @@ def test_malformed_features_are_rejected_counted_and_traffic_continues(graph, pr
     corrupted[-1] ^= 0xFF
     garbage = [(b'not a feature message', FORMAT), (good[:20], FORMAT), (bytes(corrupted), FORMAT),
                (good, 'jpeg'), (bad_partition, FORMAT), (wrong_shape, FORMAT)]
-    before = int(probe.wait_diagnostic('edge_node', lambda v: True, 5.0).get('rejected_total', 0))
+    before = int(probe.wait_diagnostic('edge_node: features', lambda v: True, 5.0).get('rejected_total', 0))
     start = len(results)
     for data, fmt in garbage:  # paced: the edge keeps only the newest 2 feature messages (keep-last 2)
         pub.publish(m.make_features_msg(data, Header(frame_id='garbage'), fmt))
         time.sleep(0.2)
     values = probe.wait_diagnostic(
-        'edge_node', lambda v: int(v.get('rejected_total', 0)) >= before + len(garbage), 15.0)
+        'edge_node: features', lambda v: int(v.get('rejected_total', 0)) >= before + len(garbage), 15.0)
     assert int(values.get('rejected_total', 0)) == before + len(garbage), values
     assert graph['edge'].alive()
     t_sent = time.monotonic()
-    assert results.wait(lambda items: sum(r.value.source == m.SOURCE_EDGE and r.t > t_sent for r in items) >= 10,
+    assert results.wait(lambda items: sum(r.value.source == rec.SOURCE_EDGE and r.t > t_sent for r in items) >= 10,
                         15.0, start), 'edge results must continue after malformed input'
     warnings = [line for line in graph['edge'].output().splitlines() if 'rejected feature message' in line]
     assert 1 <= len(warnings) <= 2, 'one warning per burst, not one per message'
 
 
+def huge_valid_message(frame_seq: int) -> bytes:
+    """Return a valid 1-bit message claiming 2**26 values: 8 MiB on the wire, 256 MiB decoded (no tensor built)."""
+    shape = (1, 64, 1024, 1024)
+    payload = bytes(codec.payload_size(math.prod(shape), 1))
+    head = codec._HEADER_V1[4].pack(codec.MAGIC, codec.CODEC_VERSION, 1, 2, 4, 4, 0, codec.header_size(4),
+                                    len(payload), frame_seq, 0, 0.0, 0.0, 0.0, *shape)
+    return b''.join((head, codec._CRC.pack(zlib.crc32(payload, zlib.crc32(head))), payload))
+
+
+def test_oversized_features_are_rejected_before_decoding(graph, probe, streams):
+    """max_feature_values bounds the decoded size; such messages cost a header parse, not a 256 MiB tensor."""
+    results = streams['results']
+    probe.set_decision(REMOTE)
+    assert _wait_action(results, REMOTE, 5, 15.0, rec.SOURCE_EDGE)[0]
+    pub = probe.features_publisher()
+    assert probe.wait_for_subscribers(pub, 1), 'edge did not match the probe publisher'
+    huge = huge_valid_message(frame_seq=11)
+    assert peek_header(huge).num_elements == 2 ** 26 and len(huge) > 8 * 2 ** 20
+    name = 'edge_node: features'
+    before = probe.wait_diagnostic(name, lambda v: True, 5.0)
+    edge = psutil.Process(graph['edge'].pid)
+    base_rss, peak = edge.memory_info().rss, [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], edge.memory_info().rss)
+            time.sleep(0.005)
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    count = 10
+    try:
+        for _ in range(count):  # paced: the features queue keeps the newest 2
+            pub.publish(m.make_features_msg(huge, Header(frame_id='huge'), FORMAT))
+            time.sleep(0.3)
+        values = probe.wait_diagnostic(name, lambda v: int(v['/coinfer/features oversized']) >= int(
+            before['/coinfer/features oversized']) + count, 20.0)
+    finally:
+        done.set()
+        sampler.join(5)
+    oversized = int(values['/coinfer/features oversized']) - int(before['/coinfer/features oversized'])
+    growth_mb = (peak[0] - base_rss) / 2 ** 20
+    print(f'{oversized} oversized messages rejected; edge RSS peak +{growth_mb:.0f} MB')
+    assert oversized == count, values
+    assert int(values['rejected_total']) - int(before['rejected_total']) == count
+    assert 'max_feature_values' in values['/coinfer/features last_error']
+    assert growth_mb < 128, 'a decoded message alone would be 256 MiB'
+    t_sent = time.monotonic()
+    assert results.wait(lambda items: sum(r.value.source == rec.SOURCE_EDGE and r.t > t_sent for r in items) >= 10,
+                        15.0), 'edge results continue'
+
+
 def test_edge_crash_every_frame_answered_and_recovery_within_2s(graph, probe, streams):
     results = streams['results']
     probe.set_decision(REMOTE)
-    assert _wait_action(results, REMOTE, 10, 15.0, m.SOURCE_EDGE)[0]
+    assert _wait_action(results, REMOTE, 10, 15.0, rec.SOURCE_EDGE)[0]
     start = len(results)
     graph['edge'].kill()
     t_kill = time.monotonic()
     # Frames in flight time out and are re-run locally; then the device answers locally and probes.
-    assert results.wait(lambda items: sum(r.value.fallback == m.FALLBACK_EDGE_DOWN for r in items) >= 15, 30.0, start)
+    assert results.wait(lambda items: sum(r.value.fallback == rec.FALLBACK_EDGE_DOWN for r in items) >= 15, 30.0, start)
     during = results.snapshot(start)
-    assert any(r.value.fallback == m.FALLBACK_EDGE_TIMEOUT for r in during), 'in-flight frames must be re-run'
-    assert all(r.value.source == m.SOURCE_DEVICE for r in during if r.t > t_kill + 0.2)
-    assert all(r.value.action == FALLBACK for r in during if r.value.fallback != m.FALLBACK_NONE)
+    assert any(r.value.fallback == rec.FALLBACK_EDGE_TIMEOUT for r in during), 'in-flight frames must be re-run'
+    assert all(r.value.source == rec.SOURCE_DEVICE for r in during if r.t > t_kill + 0.2)
+    assert all(r.value.action == FALLBACK for r in during if r.value.fallback != rec.FALLBACK_NONE)
     graph['edge'].restart().wait_ready(60.0)
     t_ready = time.monotonic()
-    assert results.wait(lambda items: any(r.value.source == m.SOURCE_EDGE and r.t > t_ready for r in items), 30.0,
+    assert results.wait(lambda items: any(r.value.source == rec.SOURCE_EDGE and r.t > t_ready for r in items), 30.0,
                         start), 'edge answers never came back'
-    first_edge = next(r for r in results.snapshot(start) if r.value.source == m.SOURCE_EDGE and r.t > t_ready)
+    first_edge = next(r for r in results.snapshot(start) if r.value.source == rec.SOURCE_EDGE and r.t > t_ready)
     recovery = first_edge.t - t_ready
     print(f'edge results back {recovery:.3f} s after the restarted edge was ready')
     assert recovery < 2.0, f'edge results came back {recovery:.2f} s after the edge was ready'
@@ -179,16 +237,16 @@ def test_policy_crash_device_falls_back_after_timeout(graph, probe, streams, tmp
     assert decisions.wait(lambda items: len(items) >= 3, 20.0), policy.tail()
     chosen = decisions.snapshot()[-1].value
     start = len(results)
-    assert results.wait(lambda items: sum(r.value.fallback == m.FALLBACK_NONE and r.value.action == chosen
+    assert results.wait(lambda items: sum(r.value.fallback == rec.FALLBACK_NONE and r.value.action == chosen
                                           for r in items) >= 5, 20.0, start), 'policy decision never applied'
     policy.kill()
     t_kill = time.monotonic()
     start = len(results)
-    assert results.wait(lambda items: any(r.value.fallback == m.FALLBACK_NO_DECISION for r in items), 20.0, start)
-    first = next(r for r in results.snapshot(start) if r.value.fallback == m.FALLBACK_NO_DECISION)
+    assert results.wait(lambda items: any(r.value.fallback == rec.FALLBACK_NO_DECISION for r in items), 20.0, start)
+    first = next(r for r in results.snapshot(start) if r.value.fallback == rec.FALLBACK_NO_DECISION)
     assert first.value.action == FALLBACK
     waited = first.t - t_kill
     print(f'device fell back {waited:.3f} s after the policy died (decision_timeout_s {DECISION_TIMEOUT_S})')
     assert DECISION_TIMEOUT_S - 0.5 <= waited <= DECISION_TIMEOUT_S + 3.0, f'fell back after {waited:.2f} s'
-    values = probe.wait_diagnostic('device_node', lambda v: v.get('decision_fresh') == 'False', 5.0)
+    values = probe.wait_diagnostic('device_node: pipeline', lambda v: v.get('decision_fresh') == 'False', 5.0)
     assert values.get('decision_fresh') == 'False' and values.get('decision') == FALLBACK.label()

@@ -42,8 +42,11 @@ def test_wheel_installs_share_files_and_assets(wheel):
         assert f'{data}coinfer/launch/{f.name}' in names
     for f in (ROOT / 'config').glob('*.yaml'):
         assert f'{data}coinfer/config/{f.name}' in names
+    for f in (ROOT / 'config' / 'sros2').glob('*.xml'):
+        assert f'{data}coinfer/config/sros2/{f.name}' in names
     assert 'coinfer_device/assets/fmnist_alexnet.pt' in names
     assert 'coinfer_device/assets/fmnist_alexnet.json' in names
+    assert {'coinfer_edge/assets/sacd_policy.safetensors', 'coinfer_edge/assets/sacd_policy.json'} <= names
 
 
 def test_scripts_go_to_lib_coinfer_for_ros2_run():

@@ -5,6 +5,9 @@
 Replays the Fashion-MNIST test set by default; also CIFAR-10, an image folder, a video
 file or a V4L2 camera through OpenCV (``source`` parameter).  Images go out through
 cv_bridge; any other camera driver publishing ``sensor_msgs/Image`` can replace this node.
+The ground-truth record of each frame also carries the camera's frame number (``frame_seq``,
+0, 1, 2, ... for every published image), from which the device counts frames lost on the way
+(:mod:`coinfer_device.core.frame_accounting`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from sensor_msgs.msg import Image, JointState
 
 from coinfer_device.ros import params as rp
 from coinfer_device.core.frame_source import SOURCES, SourceError, open_source
-from coinfer_device.ros.runtime import Diagnostics, RateMeter, StartupError, run_node
+from coinfer_device.ros.runtime import (DIAGNOSTIC_PARAMS, Diagnostics, FrequencyStatus, RateMeter, StartupError,
+                                        run_node)
 from coinfer_device.ros.messages import make_ground_truth_msg
 
 QOS = (rp.QosDefault('image', 'image_raw', 'reliable', 2),
@@ -38,8 +42,9 @@ PARAMS = [
     rp.Param('shuffle', False, 'Replay data set images in a seeded random order'),
     rp.Param('seed', 0, 'Seed of the shuffled order', lo=0),
     rp.Param('frame_id', 'camera', 'header.frame_id of published images'),
-    rp.Param('publish_ground_truth', True, 'Publish coinfer/ground_truth for labelled sources'),
-] + rp.qos_params(QOS)
+    rp.Param('publish_ground_truth', True, 'Publish coinfer/ground_truth (label and frame number) for labelled '
+             'sources'),
+] + rp.qos_params(QOS) + DIAGNOSTIC_PARAMS
 
 
 class CameraNode(Node):
@@ -56,13 +61,15 @@ class CameraNode(Node):
         except SourceError as exc:
             raise StartupError(str(exc)) from exc
         self.bridge = CvBridge()
-        self.image_pub = self.create_publisher(Image, 'image_raw', rp.qos_from(self.p, 'image'))
-        self.gt_pub = self.create_publisher(JointState, 'coinfer/ground_truth', rp.qos_from(self.p, 'ground_truth'))
+        self.image_pub = rp.create_publisher(self, Image, 'image_raw', self.p, 'image')
+        self.gt_pub = rp.create_publisher(self, JointState, 'coinfer/ground_truth', self.p, 'ground_truth')
         self.published = RateMeter()
+        self.unheard = 0
         self.finished = False
         self.timer = self.create_timer(1.0 / self.p['rate_hz'], self._tick)
         rp.install_set_callback(self, PARAMS, self._on_param)
-        Diagnostics(self, self._diagnostics)
+        diagnostics = Diagnostics(self, self._diagnostics, task='source')
+        self.rate = diagnostics.add_frequency('image_raw rate', FrequencyStatus(self.p['rate_hz'], self.p['rate_hz']))
 
     def ready_summary(self) -> str:
         """Return the one-line description logged with the ready marker."""
@@ -74,6 +81,7 @@ class CameraNode(Node):
             self.timer.cancel()
             self.destroy_timer(self.timer)
             self.timer = self.create_timer(1.0 / value, self._tick)
+            self.rate.min_hz = self.rate.max_hz = value
 
     def _tick(self) -> None:
         if self.finished:
@@ -89,16 +97,20 @@ class CameraNode(Node):
         msg = self.bridge.cv2_to_imgmsg(frame, encoding=encoding)
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.header.frame_id = self.p['frame_id']
+        if self.image_pub.get_subscription_count() == 0:
+            self.unheard += 1
         self.image_pub.publish(msg)
         if label is not None and self.p['publish_ground_truth']:
-            self.gt_pub.publish(make_ground_truth_msg(label, msg.header))
+            self.gt_pub.publish(make_ground_truth_msg(label, msg.header, frame_seq=self.published.total))
         self.published.add()
+        self.rate.tick()
 
     def _diagnostics(self) -> tuple[bytes, str, dict[str, Any]]:
         level = DiagnosticStatus.WARN if self.finished else DiagnosticStatus.OK
         message = 'source finished' if self.finished else 'publishing'
         return level, message, {'frames_published': self.published.total, 'rate_hz': self.published.rate(),
-                                'source': self.p['source'], 'finished': self.finished}
+                                'frames_without_subscriber': self.unheard, 'source': self.p['source'],
+                                'finished': self.finished}
 
     def close(self) -> None:
         """Release the frame source."""

@@ -19,7 +19,7 @@ from rclpy.node import Node
 from std_msgs.msg import Float32
 
 from coinfer_device.ros import params as rp
-from coinfer_device.ros.runtime import Diagnostics, RateMeter, run_node
+from coinfer_device.ros.runtime import DIAGNOSTIC_PARAMS, Diagnostics, FrequencyStatus, RateMeter, run_node
 
 QOS = (rp.QosDefault('load', '<topic>', 'best_effort', 1),)
 
@@ -27,7 +27,7 @@ PARAMS = [
     rp.Param('topic', 'coinfer/device/cpu_load', 'Topic to publish the load on (relative = in the node namespace)'),
     rp.Param('rate_hz', 2.0, 'Publishing rate; the load is averaged over each period', lo=0.1, hi=100.0, unit='Hz'),
     rp.Param('high_load_warn', 0.9, 'Diagnostics warn above this load', lo=0.0, hi=1.0),
-] + rp.qos_params(QOS)
+] + rp.qos_params(QOS) + DIAGNOSTIC_PARAMS
 
 
 class CpuMonitor(Node):
@@ -36,13 +36,15 @@ class CpuMonitor(Node):
     def __init__(self) -> None:
         super().__init__('cpu_monitor')
         self.p = rp.declare(self, PARAMS)
-        self.pub = self.create_publisher(Float32, self.p['topic'], rp.qos_from(self.p, 'load'))
+        self.pub = rp.create_publisher(self, Float32, self.p['topic'], self.p, 'load')
         self.load = 0.0
         self.published = RateMeter()
         psutil.cpu_percent(interval=None)  # the first call only starts the measurement window
         self.create_timer(1.0 / self.p['rate_hz'], self._tick)
         rp.install_set_callback(self, PARAMS)
-        Diagnostics(self, self._diagnostics)
+        diagnostics = Diagnostics(self, self._diagnostics, task='cpu load')
+        self.rate = diagnostics.add_frequency(f"{self.p['topic']} rate",
+                                              FrequencyStatus(self.p['rate_hz'], self.p['rate_hz']))
 
     def ready_summary(self) -> str:
         """Return the one-line description logged with the ready marker."""
@@ -52,6 +54,7 @@ class CpuMonitor(Node):
         self.load = min(max(psutil.cpu_percent(interval=None) / 100.0, 0.0), 1.0)
         self.pub.publish(Float32(data=float(self.load)))
         self.published.add()
+        self.rate.tick()
 
     def _diagnostics(self) -> tuple[bytes, str, dict[str, Any]]:
         high = self.load > self.p['high_load_warn']

@@ -23,7 +23,9 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float32
 
 from coinfer_device.ros import params as rp
-from coinfer_device.ros.runtime import BurstLogger, Diagnostics, RateMeter, level_of, run_node
+from coinfer_device.ros.runtime import (DIAGNOSTIC_PARAMS, BurstLogger, Diagnostics, FrequencyStatus, RateMeter,
+                                        level_of, run_node)
+from coinfer_device.core import records as rec
 from coinfer_device.ros import messages as m
 from coinfer_device.core.link_estimator import EstimatorConfig, LinkEstimator, LinkSample
 
@@ -52,7 +54,7 @@ PARAMS = [
              'the round trip a frame typically sees', lo=0.01, hi=0.99),
     rp.Param('stale_after_s', 5.0, 'Diagnostics warn when the newest sample is older than this', lo=0.1,
              hi=3600.0, unit='s'),
-] + rp.qos_params(QOS)
+] + rp.qos_params(QOS) + DIAGNOSTIC_PARAMS
 
 
 class LinkMonitor(Node):
@@ -68,17 +70,18 @@ class LinkMonitor(Node):
             min_serialization_ms=self.p['min_serialization_ms'], max_bandwidth_mbps=self.p['max_bandwidth_mbps'],
             quantile=self.p['quantile'], recent_samples=self.p['recent_samples'],
             rtt_quantile=self.p['rtt_quantile']))
-        link_qos = rp.qos_from(self.p, 'link')
-        self.bw_pub = self.create_publisher(Float32, 'coinfer/link/bandwidth_mbps', link_qos)
-        self.rtt_pub = self.create_publisher(Float32, 'coinfer/link/rtt_ms', link_qos)
-        self.create_subscription(JointState, 'coinfer/edge_result', self._on_edge_result,
-                                 rp.qos_from(self.p, 'edge_result'))
+        self.bw_pub = rp.create_publisher(self, Float32, 'coinfer/link/bandwidth_mbps', self.p, 'link')
+        self.rtt_pub = rp.create_publisher(self, Float32, 'coinfer/link/rtt_ms', self.p, 'link')
+        rp.create_subscription(self, JointState, 'coinfer/edge_result', self._on_edge_result, self.p, 'edge_result')
         self.samples = RateMeter()
         self.rejected = RateMeter()
         self.warn = BurstLogger(self.get_logger().warning, quiet_s=30.0)
         self.create_timer(1.0 / self.p['rate_hz'], self._publish)
         rp.install_set_callback(self, PARAMS, self._on_param)
-        Diagnostics(self, self._diagnostics)
+        diagnostics = Diagnostics(self, self._diagnostics, task='link estimate')
+        # The estimates go out at rate_hz once samples exist (no sample: no estimate, an error here).
+        self.rate = diagnostics.add_frequency('coinfer/link rate',
+                                              FrequencyStatus(self.p['rate_hz'], self.p['rate_hz']))
 
     def ready_summary(self) -> str:
         """Return the one-line description logged with the ready marker."""
@@ -92,7 +95,7 @@ class LinkMonitor(Node):
         now_ns = time.monotonic_ns()
         try:
             er = m.read_edge_result(msg)
-        except m.MessageError as exc:
+        except rec.MessageError as exc:
             self.rejected.add()
             self.warn.event(f'ignored malformed edge result: {exc}')
             return
@@ -108,6 +111,8 @@ class LinkMonitor(Node):
 
     def _publish(self) -> None:
         bw, rtt = self.estimator.update(time.monotonic())
+        if bw is not None or rtt is not None:
+            self.rate.tick()
         if bw is not None:
             self.bw_pub.publish(Float32(data=float(bw)))
         if rtt is not None:

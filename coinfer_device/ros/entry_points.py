@@ -11,8 +11,9 @@ with SIGINT and SIGTERM *blocked* (:mod:`coinfer_edge.demo.harness` does): a sto
 interpreter's own start-up, before any coinfer code runs, then waits for these handlers instead
 of ending the half-started interpreter with a ``KeyboardInterrupt`` message or status -15.
 :func:`coinfer_device.ros.runtime.run_node` hands the signals to rclpy right before
-``rclpy.init``, from where a stop shuts the node down cleanly, also with status 0.  So a node
-stopped by SIGINT or SIGTERM at any moment exits quietly with status 0.
+``rclpy.init``, from where a stop shuts the node down cleanly, also with status 0, and further
+SIGINT/SIGTERM are ignored.  So a node stopped by SIGINT or SIGTERM at any moment, once or twice,
+exits quietly with status 0.
 """
 
 from __future__ import annotations
@@ -22,14 +23,11 @@ import os
 import signal
 from typing import Any
 
-EXIT_STOPPED = 0
+from coinfer_device.ros.conventions import EXIT_STOPPED, STOP_SIGNALS
 
 
 def _exit_now(signum: int, frame: Any) -> None:
     os._exit(EXIT_STOPPED)
-
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def install_startup_handlers() -> None:
@@ -66,3 +64,8 @@ def cpu_monitor() -> int:
 def link_monitor() -> int:
     """Console script ``link_monitor``."""
     return run('coinfer_device.nodes.link_monitor')
+
+
+def recorder() -> int:
+    """Console script ``coinfer-record``."""
+    return run('coinfer_device.nodes.recorder')

@@ -20,9 +20,11 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType,
                                 SetParametersResult)
 from rclpy.exceptions import (InvalidParameterTypeException, InvalidParameterValueException, ParameterException)
+from rclpy.lifecycle import LifecycleNodeMixin
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSPolicyKind, QoSProfile, ReliabilityPolicy
+from rclpy.qos_overriding_options import QoSOverridingOptions
 
 _KINDS = {
     'bool': ParameterType.PARAMETER_BOOL,
@@ -272,6 +274,40 @@ def qos_from(values: Mapping[str, Any], key: str) -> QoSProfile:
         depth=int(values[f'qos.{key}.depth']),
         reliability=RELIABILITY[values[f'qos.{key}.reliability']],
         durability=DURABILITY[values[f'qos.{key}.durability']])
+
+
+# The policies users and rosbag2 tooling may override with the standard parameters
+# ``qos_overrides.<fully qualified topic>.<publisher|subscription>.<policy>`` (read-only at run time).
+OVERRIDABLE_POLICIES = (QoSPolicyKind.HISTORY, QoSPolicyKind.DEPTH, QoSPolicyKind.RELIABILITY,
+                        QoSPolicyKind.DURABILITY)
+
+
+def create_publisher(node: Node, msg_type: Any, topic: str, values: Mapping[str, Any], key: str) -> Any:
+    """Create a publisher whose QoS is ``qos.<key>.*``, overridable by the standard ``qos_overrides`` parameters.
+
+    On a lifecycle node it is a lifecycle publisher: it publishes only while the node is active.
+    """
+    create = node.create_lifecycle_publisher if isinstance(node, LifecycleNodeMixin) else node.create_publisher
+    return create(msg_type, topic, qos_from(values, key),
+                  qos_overriding_options=QoSOverridingOptions(OVERRIDABLE_POLICIES))
+
+
+def create_subscription(node: Node, msg_type: Any, topic: str, callback: Callable[[Any], None],
+                        values: Mapping[str, Any], key: str) -> Any:
+    """Create a subscription whose QoS is ``qos.<key>.*``, overridable by the standard ``qos_overrides``."""
+    return node.create_subscription(msg_type, topic, callback, qos_from(values, key),
+                                    qos_overriding_options=QoSOverridingOptions(OVERRIDABLE_POLICIES))
+
+
+def unused_qos_overrides(node: Node) -> list[str]:
+    """Return the ``qos_overrides.*`` overrides given to ``node`` that match none of its publishers or subscriptions.
+
+    rclpy declares ``qos_overrides.<topic>.<publisher|subscription>.<policy>`` when the entity is
+    created; an override that is still undeclared afterwards names a topic (or policy) the node
+    does not have, most likely a typo or a missing namespace, and would be ignored silently.
+    """
+    overrides: Mapping[str, Any] = getattr(node, '_parameter_overrides', {})
+    return sorted(n for n in overrides if n.startswith('qos_overrides.') and not node.has_parameter(n))
 
 
 # --------------------------------------------------------------------------- small checks

@@ -1,22 +1,34 @@
 # Copyright 2026 The coinfer authors
 # SPDX-License-Identifier: Apache-2.0
-"""What every coinfer node shares: clean start and stop, diagnostics, throttled warnings.
+"""What every coinfer node shares: clean start and stop, lifecycle, diagnostics, throttled warnings.
 
 :func:`run_node` is the body of each console script's ``main``: it checks the params
-files first (a YAML error becomes one clear line), builds the node (model loads happen
-here, before the ``ready`` line), spins, and ends without a traceback and with status 0 on
-SIGINT or SIGTERM at any moment (:mod:`coinfer_device.ros.entry_points` covers the imports before
-it runs).  Configuration errors exit with status 2 and one ``<prog>: error: ...`` line.
+files first (a YAML error becomes one clear line), builds the node, brings a
+:class:`ManagedNode` (a lifecycle node) to *active* when its ``autostart`` parameter is true,
+logs the ``ready`` line once the node works, spins, and ends without a traceback and with
+status 0 on SIGINT or SIGTERM at any moment (:mod:`coinfer_device.ros.entry_points` covers the
+imports before it runs).  Once a stop has begun, further SIGINT/SIGTERM are ignored: ``ros2
+launch`` forwards a SIGINT that the node already got from its process group, and a second
+interrupt must not break torch's exit hooks or ``threading._shutdown`` (status -2 and a
+``KeyboardInterrupt`` traceback before).  Configuration errors, also those of the autostarted
+configure transition, exit with status 2 and one ``<prog>: error: ...`` line.
+
+:class:`Diagnostics` follows ``diagnostic_updater``'s conventions by hand (there is no
+diagnostic_updater wheel): one ``DiagnosticArray`` per period on the absolute ``/diagnostics``,
+a status per task named ``<node>: <task>``, ``hardware_id`` per robot, and
+:class:`FrequencyStatus` rate checks.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import socket
 import sys
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -24,13 +36,18 @@ import rclpy
 import yaml
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecyclePublisher, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
+from rclpy.publisher import Publisher
+from rclpy.subscription import Subscription
+from rclpy.timer import Timer
 
-from coinfer_device.ros.params import ParameterError
+from coinfer_device.ros.conventions import (ACTIVE, DIAGNOSTICS_TOPIC, EXIT_CONFIG_ERROR, EXIT_STOPPED, READY_MARKER,
+                                            STOP_SIGNALS)
+from coinfer_device.ros.params import Param, ParameterError, unused_qos_overrides
 
-READY_MARKER = 'ready:'
-EXIT_CONFIG_ERROR = 2
-EXIT_STOPPED = 0
+SUCCESS = TransitionCallbackReturn.SUCCESS
+FAILURE = TransitionCallbackReturn.FAILURE
 
 
 class StartupError(RuntimeError):
@@ -39,6 +56,16 @@ class StartupError(RuntimeError):
 
 # Errors that mean "the configuration is wrong", reported as one line without a traceback.
 CONFIG_ERRORS: tuple[type[BaseException], ...] = (ParameterError, StartupError, ValueError, OSError, RuntimeError)
+
+# Parameters of every node that publishes diagnostics, and of every lifecycle node.
+DIAGNOSTIC_PARAMS = [
+    Param('hardware_id', '', "hardware_id of this node's diagnostics (rqt_robot_monitor, diagnostic_aggregator); "
+          "'' = the node's namespace without the leading /, or the host name in the root namespace"),
+]
+LIFECYCLE_PARAMS = [
+    Param('autostart', True, 'Configure and activate right after start (false: wait in the unconfigured state for '
+          '`ros2 lifecycle set <node> configure` / `activate`, or a launch file that drives the transitions)'),
+]
 
 
 def params_files(args: Sequence[str]) -> list[str]:
@@ -73,24 +100,226 @@ def check_params_file(path: str) -> str | None:
     return None
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
+# --------------------------------------------------------------------------- stop signals
+
+
+class _StopState:
+    """Whether this process is stopping; shared by the signal handler and :func:`run_node`."""
+
+    requested = False
+
+
+_STOP = _StopState()
+
+
+def _on_stop_signal(signum: int, frame: Any) -> None:
+    if _STOP.requested:
+        return  # a stop is under way (a forwarded second signal): let the exit path run undisturbed
+    _STOP.requested = True
     raise KeyboardInterrupt
 
 
-def hand_signals_to_ros() -> None:
-    """Let SIGINT and SIGTERM raise ``KeyboardInterrupt`` (main thread only).
+def begin_shutdown() -> None:
+    """Ignore SIGINT/SIGTERM from now on: the process is stopping and must reach its normal exit."""
+    _STOP.requested = True
 
-    ``rclpy.init`` then installs its own handlers, which shut the context down and call these
+
+def ignore_stop_signals() -> None:
+    """Ignore SIGINT/SIGTERM for the rest of the process, once rclpy's handlers are gone (main thread only).
+
+    Python's finalization resets a signal that has a Python handler to its default action, so a
+    late forwarded SIGINT would kill the process (status -2); an ignored signal stays ignored.
+    """
+    if threading.current_thread() is threading.main_thread():
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+
+
+def hand_signals_to_ros() -> None:
+    """Let the first SIGINT or SIGTERM raise ``KeyboardInterrupt`` (main thread only), and ignore later ones.
+
+    ``rclpy.init`` then installs its own handlers, which shut the context down and call this one
     (so SIGTERM behaves like SIGINT); until then the interrupt stops whatever runs.
     """
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, _raise_interrupt)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM))  # see entry_points
+        _STOP.requested = False
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, _on_stop_signal)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # see entry_points
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+class ManagedNode(LifecycleNode):
+    """A lifecycle node whose transitions run the subclass's hooks, with errors logged as one line.
+
+    Subclasses declare their parameters in ``__init__`` (they exist in every state, so ``ros2
+    param`` works on an unconfigured node) and implement :meth:`configure_node` (load the model or
+    policy, create publishers, subscriptions and timers), :meth:`activate_node` (start the flow;
+    lifecycle publishers are enabled before it runs), :meth:`deactivate_node` (stop the flow,
+    keep what is loaded) and :meth:`cleanup_node` (release everything configure made; it must also
+    undo a configure that failed half-way).  Shutdown from any state runs what is needed of
+    deactivate and cleanup.  A failing hook keeps its exception in :attr:`transition_error`, logs
+    one error line and makes the transition fail (the node stays in its previous state).
+    """
+
+    def __init__(self, node_name: str, **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        self.transition_error: BaseException | None = None
+        self._quiet = False
+        self._owned: list[Any] = []
+
+    # ------------------------------------------------------------------ hooks (override)
+
+    def configure_node(self) -> None:
+        """Load and create what the node needs (unconfigured -> inactive)."""
+
+    def activate_node(self) -> None:
+        """Start the flow (inactive -> active)."""
+
+    def deactivate_node(self) -> None:
+        """Stop the flow without unloading (active -> inactive)."""
+
+    def cleanup_node(self) -> None:
+        """Release what :meth:`configure_node` created (inactive -> unconfigured)."""
+
+    def ready_summary(self) -> str:
+        """Return the one-line description logged with the ready marker."""
+        return ''
+
+    def own(self, entity: Any) -> Any:
+        """Remember a publisher, subscription or timer made by :meth:`configure_node`; return it."""
+        self._owned.append(entity)
+        return entity
+
+    def destroy_owned(self) -> None:
+        """Destroy what :meth:`own` remembered (for :meth:`cleanup_node`)."""
+        while self._owned:
+            entity = self._owned.pop()
+            if isinstance(entity, LifecyclePublisher):
+                self.destroy_lifecycle_publisher(entity)
+            elif isinstance(entity, Publisher):
+                self.destroy_publisher(entity)
+            elif isinstance(entity, Subscription):
+                self.destroy_subscription(entity)
+            elif isinstance(entity, Timer):
+                self.destroy_timer(entity)
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def lifecycle_state(self) -> str:
+        """Return the label of the current lifecycle state (``unconfigured``, ``inactive``, ``active``, ...)."""
+        return self._state_machine.current_state[1]
+
+    @property
+    def autostart(self) -> bool:
+        """Return the ``autostart`` parameter (true when the node does not declare it)."""
+        return bool(self.get_parameter('autostart').value) if self.has_parameter('autostart') else True
+
+    def start(self) -> None:
+        """Configure and activate now; raise the error that made a transition fail (not logged: the caller reports)."""
+        self._quiet = True
+        try:
+            for name, trigger in (('configure', self.trigger_configure), ('activate', self.trigger_activate)):
+                if trigger() != SUCCESS:
+                    raise self.transition_error or StartupError(f'the {name} transition failed')
+        finally:
+            self._quiet = False
+
+    def close(self) -> None:
+        """Stop and release everything at process exit, whatever the state."""
+        self._teardown(self.lifecycle_state)
+
+    # ------------------------------------------------------------------ rclpy transition callbacks
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Run :meth:`configure_node`; undo it when it fails."""
+        result = self._run('configure', self.configure_node)
+        if result == SUCCESS:
+            unused = unused_qos_overrides(self)
+            if unused:
+                self._failed('configure', ParameterError(
+                    f'{self.get_fully_qualified_name()}: qos_overrides for topics this node does not have: '
+                    f'{", ".join(unused)}'))
+                result = FAILURE
+        if result != SUCCESS:
+            self._run('cleanup after the failed configure', self.cleanup_node, keep_error=True)
+        return result
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Enable the lifecycle publishers, run :meth:`activate_node` and log the ready line."""
+        result = super().on_activate(state)
+        if result == SUCCESS:
+            result = self._run('activate', self.activate_node)
+            if result == SUCCESS:
+                self.get_logger().info(f'{READY_MARKER} {self.ready_summary()}')
+            else:
+                super().on_deactivate(state)
+        return result
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Run :meth:`deactivate_node`, then disable the lifecycle publishers."""
+        result = self._run('deactivate', self.deactivate_node)
+        super().on_deactivate(state)
+        if result == SUCCESS:
+            self.get_logger().info('inactive: flow stopped, model kept (activate to resume, cleanup to unload)')
+        return result
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Run :meth:`cleanup_node`."""
+        result = self._run('cleanup', self.cleanup_node)
+        if result == SUCCESS:
+            self.get_logger().info('unconfigured: released (configure to load again)')
+        return result
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Deactivate and clean up as far as the previous state needs; always succeeds."""
+        self._teardown(state.label)
+        return SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release everything after an error; the node returns to unconfigured."""
+        self._teardown(state.label)
+        return SUCCESS
+
+    def _teardown(self, label: str) -> None:
+        if label in (ACTIVE, 'deactivating', 'activating'):
+            self._run('deactivate', self.deactivate_node, keep_error=True)
+            super().on_deactivate(LifecycleState(label, 0))
+        if label not in ('unconfigured', 'finalized'):
+            self._run('cleanup', self.cleanup_node, keep_error=True)
+
+    def _run(self, name: str, hook: Callable[[], None], keep_error: bool = False) -> TransitionCallbackReturn:
+        try:
+            hook()
+        except Exception as exc:  # noqa: BLE001 - a failed transition is reported, the node goes on
+            if not keep_error or self.transition_error is None:
+                self._failed(name, exc)
+            return FAILURE
+        if not keep_error:
+            self.transition_error = None
+        return SUCCESS
+
+    def _failed(self, name: str, exc: BaseException) -> None:
+        self.transition_error = exc
+        if not self._quiet and rclpy.ok(context=self.context):
+            self.get_logger().error(f'{name} failed: {_first_line(exc)}')
+
+
+def _inactive_message(node: Node) -> str | None:
+    """Return why a lifecycle node does no work now (``None`` when it is active or not a lifecycle node)."""
+    if isinstance(node, ManagedNode) and node.lifecycle_state != ACTIVE:
+        return f'lifecycle state {node.lifecycle_state}: not working'
+    return None
+
+
+# --------------------------------------------------------------------------- run_node
 
 
 def run_node(make_node: Callable[[], Node], args: Sequence[str] | None = None, threads: int = 1) -> int:
-    """Start ROS, build the node, spin until SIGINT/SIGTERM; return the process exit status."""
+    """Start ROS, build the node (autostart a :class:`ManagedNode`), spin until SIGINT/SIGTERM; return the status."""
     args = list(sys.argv if args is None else args)
     prog = Path(args[0]).name if args else 'node'
     for path in params_files(args):
@@ -102,36 +331,58 @@ def run_node(make_node: Callable[[], Node], args: Sequence[str] | None = None, t
     try:
         rclpy.init(args=args)
     except KeyboardInterrupt:
+        begin_shutdown()
         rclpy.try_shutdown()
+        ignore_stop_signals()
         return EXIT_STOPPED
     except Exception as exc:  # noqa: BLE001 - rcl raises RCLError for any bad argument
         print(f'{prog}: error: cannot start ROS: {_first_line(exc)}', file=sys.stderr, flush=True)
         return EXIT_CONFIG_ERROR
     node = None
+    started = False
     try:
         node = make_node()
         executor = MultiThreadedExecutor(threads) if threads > 1 else SingleThreadedExecutor()
         executor.add_node(node)
-        node.get_logger().info(f'{READY_MARKER} {getattr(node, "ready_summary", lambda: "")()}')
+        _start(node)
+        started = True
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception as exc:  # noqa: BLE001 - sorted below
-        if not rclpy.ok():
+        if not rclpy.ok() or _STOP.requested:
             pass  # SIGINT/SIGTERM arrived while starting: rclpy calls fail on the shut-down context
-        elif node is None and isinstance(exc, CONFIG_ERRORS) and not os.environ.get('COINFER_TRACEBACK'):
+        elif not started and isinstance(exc, CONFIG_ERRORS) and not os.environ.get('COINFER_TRACEBACK'):
             print(f'{prog}: error: {_first_line(exc)}', file=sys.stderr, flush=True)
             return EXIT_CONFIG_ERROR
         else:
             raise  # after startup it is a bug: show where
     finally:
+        begin_shutdown()
         if node is not None:
             close = getattr(node, 'close', None)
             if close is not None:
                 close()
             node.destroy_node()
         rclpy.try_shutdown()
+        ignore_stop_signals()
     return EXIT_STOPPED
+
+
+def _start(node: Node) -> None:
+    """Bring the node to work: autostart a lifecycle node, check a plain one's overrides; log the ready line."""
+    if isinstance(node, ManagedNode):
+        if node.autostart:
+            node.start()  # logs the ready line when active
+        else:
+            node.get_logger().info(f'{node.lifecycle_state} (autostart false): waiting for the configure and '
+                                   f'activate transitions')
+        return
+    unused = unused_qos_overrides(node)
+    if unused:
+        raise ParameterError(f'{node.get_fully_qualified_name()}: qos_overrides for topics this node does not have: '
+                             f'{", ".join(unused)}')
+    node.get_logger().info(f'{READY_MARKER} {getattr(node, "ready_summary", lambda: "")()}')
 
 
 def _first_line(exc: BaseException) -> str:
@@ -166,29 +417,119 @@ class RateMeter:
         return r
 
 
-class Diagnostics:
-    """Publish one ``DiagnosticStatus`` per node on ``diagnostics`` every ``period_s``.
+Status = tuple[bytes, str, Mapping[str, Any]]
 
-    ``collect`` returns ``(level, message, values)``; level is a ``DiagnosticStatus``
-    byte (OK, WARN, ERROR, STALE).
+
+class FrequencyStatus:
+    """``diagnostic_updater::FrequencyStatus``: the event rate over a sliding window against expected bounds.
+
+    Each :meth:`status` call (one per diagnostics period) closes a window slot; the rate is the
+    events of the last ``window`` periods over their duration.  No event: ERROR; below
+    ``min_hz * (1 - tolerance)`` or above ``max_hz * (1 + tolerance)``: WARN; else OK.
+    ``max_hz`` may be ``inf`` (no upper bound) and ``min_hz`` 0 (no lower bound).
     """
 
-    def __init__(self, node: Node, collect: Callable[[], tuple[bytes, str, Mapping[str, Any]]],
-                 period_s: float = 1.0) -> None:
+    def __init__(self, min_hz: float, max_hz: float = math.inf, tolerance: float = 0.1, window: int = 5,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.min_hz, self.max_hz, self.tolerance = min_hz, max_hz, tolerance
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.count = 0
+        now = clock()
+        self._history: deque[tuple[int, float]] = deque([(0, now)] * window, maxlen=window)
+
+    def tick(self, n: int = 1) -> None:
+        """Count ``n`` events."""
+        with self._lock:
+            self.count += n
+
+    def status(self) -> Status:
+        """Return ``(level, message, values)`` with diagnostic_updater's keys, and close a window slot."""
+        now = self._clock()
+        with self._lock:
+            count = self.count
+            first_count, first_t = self._history[0]
+            self._history.append((count, now))
+        events, window = count - first_count, now - first_t
+        freq = events / window if window > 0 else 0.0
+        lo, hi = self.min_hz * (1 - self.tolerance), self.max_hz * (1 + self.tolerance)
+        if events == 0:
+            level, message = DiagnosticStatus.ERROR, 'No events recorded.'
+        elif freq < lo:
+            level, message = DiagnosticStatus.WARN, 'Frequency too low.'
+        elif freq > hi:
+            level, message = DiagnosticStatus.WARN, 'Frequency too high.'
+        else:
+            level, message = DiagnosticStatus.OK, 'Desired frequency met'
+        values: dict[str, Any] = {'Events in window': events, 'Events since startup': count,
+                                  'Duration of window (s)': window, 'Actual frequency (Hz)': freq}
+        if self.min_hz == self.max_hz:
+            values['Target frequency (Hz)'] = self.min_hz
+        if self.min_hz > 0:
+            values['Minimum acceptable frequency (Hz)'] = lo
+        if math.isfinite(self.max_hz):
+            values['Maximum acceptable frequency (Hz)'] = hi
+        return level, message, values
+
+
+def hardware_id_of(node: Node) -> str:
+    """Return the node's ``hardware_id`` parameter, else its namespace (without ``/``), else the host name."""
+    if node.has_parameter('hardware_id') and node.get_parameter('hardware_id').value:
+        return str(node.get_parameter('hardware_id').value)
+    return node.get_namespace().strip('/') or socket.gethostname()
+
+
+class Diagnostics:
+    """Publish the node's statuses on the absolute ``/diagnostics`` every ``period_s``, as diagnostic_updater does.
+
+    Each task added with :meth:`add` (``collect() -> (level, message, values)``; level is a
+    ``DiagnosticStatus`` byte) or :meth:`add_frequency` becomes one status named
+    ``<node>: <task>``, where ``<node>`` is the node's fully qualified name without the leading
+    slash (``device_node``, ``robot1/device_node``: diagnostic_aggregator keys items by name, so
+    the namespace keeps two robots apart), with ``hardware_id`` from :func:`hardware_id_of`.
+    ``collect`` given here is added as task ``task``.  While a lifecycle node is not active, every
+    task reports WARN with its state instead (its checks would only say that nothing flows).
+    """
+
+    def __init__(self, node: Node, collect: Callable[[], Status] | None = None, period_s: float = 1.0,
+                 task: str = 'status') -> None:
         self._node = node
-        self._collect = collect
-        self._pub = node.create_publisher(DiagnosticArray, 'diagnostics', 10)
-        self._name = node.get_fully_qualified_name().lstrip('/')
-        self._hardware_id = socket.gethostname()
+        self._tasks: list[tuple[str, Callable[[], Status], FrequencyStatus | None]] = []
+        self._pub = node.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
+        self.prefix = node.get_fully_qualified_name().lstrip('/')
+        self.hardware_id = hardware_id_of(node)
+        if collect is not None:
+            self.add(task, collect)
         self._timer = node.create_timer(period_s, self.publish)
 
+    def add(self, task: str, collect: Callable[[], Status]) -> None:
+        """Report ``collect()`` as status ``<node>: <task>``."""
+        self._tasks.append((task, collect, None))
+
+    def add_frequency(self, task: str, frequency: FrequencyStatus) -> FrequencyStatus:
+        """Report a :class:`FrequencyStatus` as status ``<node>: <task>``; return it (``tick`` it per event)."""
+        self._tasks.append((task, frequency.status, frequency))
+        return frequency
+
+    def statuses(self) -> list[DiagnosticStatus]:
+        """Collect every task's status now."""
+        idle = _inactive_message(self._node)
+        out = []
+        for task, collect, frequency in self._tasks:
+            if idle is None:
+                level, message, values = collect()
+            else:
+                if frequency is not None:
+                    frequency.status()  # the window keeps sliding: after activation it shows the last seconds
+                level, message, values = DiagnosticStatus.WARN, idle, {}
+            out.append(DiagnosticStatus(level=level, name=f'{self.prefix}: {task}', message=message,
+                                        hardware_id=self.hardware_id,
+                                        values=[KeyValue(key=k, value=_fmt(v)) for k, v in values.items()]))
+        return out
+
     def publish(self) -> None:
-        """Collect and publish the node's status now."""
-        level, message, values = self._collect()
-        status = DiagnosticStatus(level=level, name=self._name, message=message,
-                                  hardware_id=self._hardware_id,
-                                  values=[KeyValue(key=k, value=_fmt(v)) for k, v in values.items()])
-        arr = DiagnosticArray(status=[status])
+        """Collect and publish the node's statuses now."""
+        arr = DiagnosticArray(status=self.statuses())
         arr.header.stamp = self._node.get_clock().now().to_msg()
         self._pub.publish(arr)
 

@@ -18,37 +18,35 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import random
 import shutil
 import signal
-import socket
 import sys
 import threading
 import time
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
 
+from coinfer_device.core.checkpoint import default_checkpoint
 from coinfer_device.core.link_emulator import BandwidthSchedule
+from coinfer_device.core.paths import assets_dir
 from coinfer_device.core.slowdown import Calibration, matched_slowdown, per_frame_ms
-from coinfer_device.ros import messages as m
-from coinfer_edge.demo.report import (FALLBACK_WORDS, FrameRecord, format_summary, summarize, write_plots,
-                                      write_records, write_summary)
-from coinfer_edge.demo.harness import (Graph, NodeStartError, StartInterrupted, clean_stale_shm, config_file, ros_env)
+from coinfer_device.core import records as rec
+from coinfer_edge.demo.report import (FrameRecord, format_summary, summarize, write_plots, write_records,
+                                      write_summary)
+from coinfer_edge.core.policy import default_policy_path
+from coinfer_edge.demo.graph import DOMAIN_RANGE, STARTUP_PHASES, build_graph, choose_domain_id
+from coinfer_edge.demo.harness import (NodeStartError, StartInterrupted, adopt_env, clean_stale_shm, config_file,
+                                       ros_env)
+from coinfer_edge.demo.monitor import Monitor, Snapshot
 
 PROG = 'coinfer-demo'
 DEFAULT_SCHEDULE_MBPS = (20.0, 2.0, 0.5, 10.0)
 DEFAULT_RTT_MS = 2.0
 STATUS_WINDOW_S = 5.0
 STARTUP_TIMEOUT_S = 120.0
-DOMAIN_RANGE = (10, 100)
-# Receivers first, then the device and the camera: the device's first probes then find a
-# running edge instead of one still loading (a slow first round trip skews the link estimate).
-STARTUP_PHASES = (('edge', 'edge_cpu_monitor', 'policy', 'link_monitor'), ('cpu_monitor', 'device', 'camera'))
 
 
 class DemoError(RuntimeError):
@@ -91,6 +89,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help='machine profile for the policy (default: the shipped one)')
     parser.add_argument('--policy-file', type=Path, default=None,
                         help='trained SAC-d policy for --policy sacd (default: the shipped one)')
+    parser.add_argument('--record', nargs='?', const='', default=None, metavar='BAG',
+                        help='also record the run with coinfer-record into the rosbag2 bag BAG (default: OUT/bag; '
+                        'docs/bags.md)')
     args = parser.parse_args(argv)
     if not args.duration > 0:
         parser.error('--duration must be > 0')
@@ -109,41 +110,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def domain_in_use(domain_id: int) -> bool:
-    """Return whether a DDS participant seems to use ``domain_id`` on this host.
-
-    The first participant of a domain binds the unicast discovery port ``7410 + 250 d``
-    (RTPS well-known ports); if it cannot be bound, someone is there.
-    """
-    port = 7410 + 250 * domain_id
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.bind(('127.0.0.1', port))
-        except OSError:
-            return True
-    return False
-
-
-def choose_domain_id(rng: random.Random | None = None) -> int:
-    """Return a random domain id in :data:`DOMAIN_RANGE` that no participant seems to use."""
-    rng = rng or random.SystemRandom()
-    candidates = list(range(*DOMAIN_RANGE))
-    rng.shuffle(candidates)
-    for d in candidates:
-        if not domain_in_use(d):
-            return d
-    return candidates[0]
-
-
-def _asset(package: str, name: str) -> Path:
-    return Path(str(resources.files(package) / 'assets')) / name
-
-
 def shipped_assets() -> dict[str, Path]:
     """Return the shipped checkpoint, profile and policy paths (which may not exist)."""
-    return {'model': _asset('coinfer_device', 'fmnist_alexnet.pt'),
-            'profile': _asset('coinfer_device', 'profile_x86_64.json'),
-            'policy': _asset('coinfer_edge', 'sacd_policy.pt')}
+    return {'model': default_checkpoint(), 'profile': assets_dir() / 'profile_x86_64.json',
+            'policy': default_policy_path()}
 
 
 def resolve_inputs(args: argparse.Namespace) -> tuple[str, list[str]]:
@@ -190,8 +160,9 @@ def calibrate_slowdown(device_slowdown: float, args: argparse.Namespace) -> Cali
     """
     import torch
 
+    from coinfer_device.core.action import Action
     from coinfer_device.core.checkpoint import load_checkpoint
-    from coinfer_device.core.profile import Action, Profile
+    from coinfer_device.core.profile import Profile
 
     torch.set_num_threads(1)  # as the device node (torch_threads: 1)
     model = load_checkpoint(args.model).model
@@ -207,145 +178,7 @@ def default_out() -> Path:
     return Path('results') / f'demo-{datetime.now().strftime("%Y%m%d-%H%M%S")}'
 
 
-# --------------------------------------------------------------------------- the graph
-
-
-def build_graph(args: argparse.Namespace, policy: str, schedule: BandwidthSchedule, env: dict[str, str],
-                log_dir: Path, compute_slowdown: float) -> Graph:
-    """Return the node processes (not started): the launch files' nodes, params files and overrides."""
-    model = {'model_path': str(args.model)} if args.model else {}
-    profile = {'profile_path': str(args.profile)} if args.profile else {}
-    if policy == 'sacd' and args.policy_file:
-        profile['policy_path'] = str(args.policy_file)
-    g = Graph(env, log_dir)
-    edge_yaml, device_yaml = config_file('edge.yaml'), config_file('device.yaml')
-    g.add('edge', 'edge_node', name='edge_node', params_files=[edge_yaml], params=model)
-    g.add('edge_cpu_monitor', 'cpu_monitor', name='edge_cpu_monitor', params_files=[edge_yaml])
-    g.add('policy', 'policy_node', name='policy_node', params_files=[config_file('policy.yaml')],
-          params={'policy': policy, **profile})
-    g.add('link_monitor', 'link_monitor', name='link_monitor', params_files=[config_file('link_monitor.yaml')])
-    g.add('cpu_monitor', 'cpu_monitor', name='cpu_monitor', params_files=[device_yaml])
-    g.add('device', 'device_node', name='device_node', params_files=[device_yaml], params={
-        **model, 'emulated_link.enabled': True,
-        'emulated_link.bandwidth_schedule_mbps': [float(v) for v in schedule.mbps],
-        'emulated_link.step_s': float(schedule.step_s), 'emulated_link.loop': schedule.loop,
-        'emulated_link.rtt_ms': float(args.rtt_ms), 'compute_slowdown': float(compute_slowdown)})
-    g.add('camera', 'camera_node', name='camera_node', params_files=[config_file('camera.yaml')],
-          params={'rate_hz': float(args.rate_hz)})
-    return g
-
-
-# --------------------------------------------------------------------------- monitor node
-
-
-class Monitor:
-    """rclpy node in this process that records what the graph publishes (own context and thread)."""
-
-    def __init__(self) -> None:
-        import rclpy
-        from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.node import Node
-        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-        from rclpy.signals import SignalHandlerOptions
-        from sensor_msgs.msg import JointState
-        from std_msgs.msg import Float32, Int32MultiArray
-
-        self._rclpy = rclpy
-        self.context = rclpy.Context()
-        rclpy.init(args=[], context=self.context, signal_handler_options=SignalHandlerOptions.NO)
-        self.node = Node('coinfer_demo_monitor', context=self.context)
-        self.lock = threading.Lock()
-        self.results: list[tuple[float, int, m.Result]] = []
-        self.truth: dict[int, int] = {}
-        self.decisions: list[tuple[float, str]] = []
-        self.series: dict[str, list[tuple[float, float]]] = {
-            'bandwidth_mbps': [], 'rtt_ms': [], 'device_load': [], 'edge_load': [], 'emulated_mbps': []}
-        self.bad_messages = 0
-        reliable = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
-        sensor = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        n = self.node
-        n.create_subscription(JointState, 'coinfer/result', self._on_result, reliable)
-        n.create_subscription(JointState, 'coinfer/ground_truth', self._on_truth, reliable)
-        n.create_subscription(Int32MultiArray, 'coinfer/decision', self._on_decision, latched)
-        for key, topic in (('bandwidth_mbps', 'coinfer/link/bandwidth_mbps'), ('rtt_ms', 'coinfer/link/rtt_ms'),
-                           ('device_load', 'coinfer/device/cpu_load'), ('edge_load', 'coinfer/edge/cpu_load')):
-            n.create_subscription(Float32, topic, lambda msg, k=key: self._add(k, float(msg.data)), sensor)
-        n.create_subscription(DiagnosticArray, 'diagnostics', self._on_diagnostics, reliable)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._spin, name='demo-monitor', daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        try:
-            self.executor.spin()
-        except Exception:  # noqa: BLE001 - the executor ends when the context shuts down
-            pass
-
-    def _add(self, key: str, value: float) -> None:
-        with self.lock:
-            self.series[key].append((time.monotonic(), value))
-
-    def _on_result(self, msg: Any) -> None:
-        try:
-            result = m.read_result(msg)
-        except m.MessageError:
-            self.bad_messages += 1
-            return
-        with self.lock:
-            self.results.append((time.monotonic(), m.stamp_ns(msg.header), result))
-
-    def _on_truth(self, msg: Any) -> None:
-        try:
-            label = m.read_ground_truth(msg)
-        except m.MessageError:
-            self.bad_messages += 1
-            return
-        with self.lock:
-            self.truth[m.stamp_ns(msg.header)] = label
-
-    def _on_decision(self, msg: Any) -> None:
-        try:
-            action = m.read_decision(msg)
-        except m.MessageError:
-            self.bad_messages += 1
-            return
-        with self.lock:
-            self.decisions.append((time.monotonic(), action.label()))
-
-    def _on_diagnostics(self, msg: Any) -> None:
-        for status in msg.status:
-            if status.name.rsplit('/', 1)[-1] != 'device_node':
-                continue
-            for kv in status.values:
-                if kv.key == 'emulated_bandwidth_mbps':
-                    try:
-                        self._add('emulated_mbps', float(kv.value))
-                    except ValueError:
-                        pass
-
-    def latest(self, key: str) -> float | None:
-        """Return the newest value of a telemetry series."""
-        with self.lock:
-            items = self.series[key]
-            return items[-1][1] if items else None
-
-    def snapshot(self) -> tuple[list[tuple[float, int, m.Result]], dict[int, int], list[tuple[float, str]],
-                                dict[str, list[tuple[float, float]]]]:
-        """Return copies of everything recorded so far."""
-        with self.lock:
-            return (list(self.results), dict(self.truth), list(self.decisions),
-                    {k: list(v) for k, v in self.series.items()})
-
-    def close(self) -> None:
-        """Stop spinning and shut the context down."""
-        self.executor.shutdown(timeout_sec=2.0)
-        self.node.destroy_node()
-        self._rclpy.try_shutdown(context=self.context)
-        self._thread.join(timeout=5.0)
+# --------------------------------------------------------------------------- report rows
 
 
 def _value_at(series: Sequence[tuple[float, float]], t: float) -> float | None:
@@ -360,7 +193,7 @@ def _value_at(series: Sequence[tuple[float, float]], t: float) -> float | None:
     return series[lo - 1][1] if lo else None
 
 
-def frame_records(results: Sequence[tuple[float, int, m.Result]], truth: dict[int, int], t0: float,
+def frame_records(results: Sequence[tuple[float, int, rec.Result]], truth: dict[int, int], t0: float,
                   schedule: BandwidthSchedule, estimates: Sequence[tuple[float, float]]) -> list[FrameRecord]:
     """Turn received results into :class:`FrameRecord` rows (times relative to ``t0``)."""
     rows = []
@@ -368,8 +201,8 @@ def frame_records(results: Sequence[tuple[float, int, m.Result]], truth: dict[in
         rows.append(FrameRecord(
             t_s=t - t0, stamp_ns=stamp, frame_seq=r.frame_seq, class_id=r.class_id, truth=truth.get(stamp),
             confidence=r.confidence, action=r.action.label(), exit=r.exit, partition=r.partition, bits=r.bits,
-            source='edge' if r.source == m.SOURCE_EDGE else 'device',
-            fallback=FALLBACK_WORDS.get(r.fallback, str(r.fallback)), device_ms=r.device_ms,
+            source='edge' if r.source == rec.SOURCE_EDGE else 'device',
+            fallback=rec.FALLBACK_WORDS.get(r.fallback, str(r.fallback)), device_ms=r.device_ms,
             transfer_ms=r.transfer_ms, edge_ms=r.edge_ms, total_ms=r.total_ms, payload_bytes=r.payload_bytes,
             deadline_ms=r.deadline_ms, deadline_met=r.deadline_met, link_mbps=schedule.mbps_at(t - t0),
             estimated_mbps=_value_at(estimates, t)))
@@ -447,9 +280,7 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
     log_dir.mkdir(exist_ok=True)
     domain = args.domain_id if args.domain_id is not None else choose_domain_id()
     env = ros_env(domain, ros_log)
-    for key in set(os.environ) - set(env):  # this process's own DDS participant uses the same settings
-        del os.environ[key]
-    os.environ.update(env)
+    adopt_env(env)
     assumed = policy_device_slowdown(policy, args.policy_file)
     calibration = None if args.compute_slowdown is not None else calibrate_slowdown(assumed, args)
     slowdown = args.compute_slowdown if calibration is None else round(calibration.compute_slowdown, 2)
@@ -473,6 +304,11 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
 
     clean_stale_shm()
     graph = build_graph(args, policy, schedule, env, log_dir, slowdown)
+    phases = STARTUP_PHASES
+    if args.record is not None:  # started first, so that it sees every message of the run
+        config['bag'] = str(Path(args.record).resolve() if args.record else out / 'bag')
+        graph.add('recorder', 'coinfer-record', name='recorder', params={'output': config['bag']})
+        phases = (('recorder',),) + phases
     monitor = None
     status = StatusLine()
     t0 = end = None
@@ -480,7 +316,7 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
     ready: dict[str, float] = {}
     try:
         monitor = Monitor()
-        for phase in STARTUP_PHASES:
+        for phase in phases:
             print(f'starting {", ".join(graph[k].label for k in phase)} ...', flush=True)
             ready.update(graph.start(phase, STARTUP_TIMEOUT_S, stop))
         t0 = ready['device']  # the emulated link's schedule starts when the device node is ready
@@ -512,6 +348,8 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
             snap = monitor.snapshot()
             monitor.close()
         clean_stale_shm()
+    if args.record is not None and codes.get('recorder') == 0:
+        print(f'recorded the run to {config["bag"]} (coinfer-bag-extract {config["bag"]})', flush=True)
     bad = {k: v for k, v in codes.items() if v not in (0, None)}
     if bad:
         print(f'note: node exit statuses {bad} (logs in {log_dir})', flush=True)
@@ -522,7 +360,7 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
                   schedule, plots=not args.no_plots)
 
 
-def report(out: Path, config: dict[str, Any], snap: tuple, t0: float, duration: float, schedule: BandwidthSchedule,
+def report(out: Path, config: dict[str, Any], snap: Snapshot, t0: float, duration: float, schedule: BandwidthSchedule,
            plots: bool) -> int:
     """Print the final table and write the records, summary and plots; return the exit status."""
     results, truth, decisions, series = snap

@@ -5,14 +5,17 @@
 ``ros2 launch`` is not installable from the package index, so tests and the demo start
 the same console scripts with the same ``--ros-args`` (params files, ``-p`` overrides,
 name, namespace, remaps) as the launch files.  A :class:`NodeProcess` captures the node's
-log, waits for its ``ready:`` line (and knows when it was logged) and stops it with SIGINT ->
-SIGTERM -> SIGKILL; a :class:`Graph` starts a set of them and stops them all in parallel.
-:func:`ros_env` builds a safe environment (loopback-only discovery, private domain,
-log dir, asynchronous publication).  This module imports no ROS package.
+log, waits for its ``ready:`` line (and knows when it was logged) and, for a lifecycle node
+(device, edge, policy), for its ``active`` state as its ``~/get_state`` service reports it; it
+stops the node with SIGINT -> SIGTERM -> SIGKILL.  A :class:`Graph` starts a set of them and
+stops them all in parallel.  :func:`ros_env` builds a safe environment (loopback-only
+discovery, private domain, log dir, Fast DDS profile).  This module imports ROS only to ask a
+lifecycle node for its state (:func:`lifecycle_state`, one background node per process).
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
@@ -27,11 +30,11 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 
-READY_MARKER = 'ready:'
+from coinfer_device.core.paths import PACKAGE, config_file
+from coinfer_device.ros.conventions import ACTIVE, LIFECYCLE_EXECUTABLES, READY_MARKER, STOP_SIGNALS
+
 # A ROS console line starts with "[LEVEL] [seconds.nanoseconds] [logger]: ..." (wall clock).
 _LOG_STAMP = re.compile(r'^\[\w+\] \[(\d+\.\d+)\]')
-REPO_ROOT = Path(__file__).resolve().parents[2]
-PACKAGE = 'coinfer'
 FASTDDS_PROFILE = 'fastdds_profile.xml'
 # Jazzy's Fast DDS 2 reads the first, Fast DDS 3 (Kilted and later) the second.
 FASTDDS_PROFILE_VARS = ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE')
@@ -63,10 +66,12 @@ def ros_env(domain_id: int, log_dir: str | os.PathLike, base: Mapping[str, str] 
     """Return an environment for ROS processes.
 
     It is a copy of ``base`` (default ``os.environ``) plus loopback-only discovery,
-    ``ROS_DOMAIN_ID``, ``ROS_LOG_DIR``, ``AMENT_PREFIX_PATH``, asynchronous Fast DDS
-    publication (so a large publish never blocks the caller) and, with ``fastdds_profile``
+    ``ROS_DOMAIN_ID``, ``ROS_LOG_DIR``, ``AMENT_PREFIX_PATH`` and, with ``fastdds_profile``
     (unless the caller set one), the package's Fast DDS profile (fast discovery of
-    restarted nodes, ``config/fastdds_profile.xml``).
+    restarted nodes, ``config/fastdds_profile.xml``).  Publication stays Fast DDS's default,
+    synchronous, unless ``base`` or ``extra`` sets ``RMW_FASTRTPS_PUBLICATION_MODE``: on one
+    machine asynchronous publication was never faster and slowed round trips by 0.4-4 ms
+    (docs/benchmarks.md, per-frame framework overhead).
 
     The whole parent environment is kept on purpose: the ROS wheels re-exec the interpreter
     guarded by a variable that must travel with its ``LD_LIBRARY_PATH``.
@@ -80,7 +85,6 @@ def ros_env(domain_id: int, log_dir: str | os.PathLike, base: Mapping[str, str] 
         'ROS_LOG_DIR': str(log_dir),
         'AMENT_PREFIX_PATH': ament if prefix in ament.split(os.pathsep) else os.pathsep.join(
             p for p in (prefix, ament) if p),
-        'RMW_FASTRTPS_PUBLICATION_MODE': env.get('RMW_FASTRTPS_PUBLICATION_MODE', 'ASYNCHRONOUS'),
         'RCUTILS_COLORIZED_OUTPUT': '0',
         'PYTHONUNBUFFERED': '1',
     })
@@ -97,16 +101,30 @@ def ros_env(domain_id: int, log_dir: str | os.PathLike, base: Mapping[str, str] 
     return env
 
 
+def adopt_env(env: Mapping[str, str]) -> None:
+    """Make ``env`` this process's whole environment, so that its own DDS participant matches its children's."""
+    for key in set(os.environ) - set(env):
+        del os.environ[key]
+    os.environ.update(env)
+
+
 def clean_stale_shm() -> None:
     """Remove Fast DDS shared-memory segments whose processes are gone (``fastdds shm clean``).
 
-    Segments of live processes (other test runs included) are left alone.
+    Segments of live processes (other test runs included) are left alone: each segment
+    (``/dev/shm/fastrtps_<16 hex>``) and port (``fastrtps_port<N>``, with ``sem.fastrtps_port<N>_mutex``)
+    has an ``_el`` or ``_sl`` lock file that its living owner holds locked (``flock``); the tool
+    removes only files whose lock it can take.
     """
     tool = shutil.which('fastdds', path=os.pathsep.join((str(Path(sys.executable).parent), os.environ.get('PATH', ''))))
     if tool is None:
         return
+    # The `fastdds` wrapper runs whichever `python3` is on PATH, which may lack psutil (the tool then fails
+    # silently); run its script with this interpreter, which has it.
+    script = Path(tool).resolve().parent.parent / 'tools' / 'fastdds' / 'fastdds.py'
+    command = [sys.executable, str(script)] if script.is_file() else [tool]
     try:
-        subprocess.run([tool, 'shm', 'clean'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30,
+        subprocess.run(command + ['shm', 'clean'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30,
                        check=False)
     except (OSError, subprocess.TimeoutExpired):
         pass
@@ -122,18 +140,6 @@ def executable(name: str) -> str:
     if found is None:
         raise FileNotFoundError(f'console script {name!r} not found; run `pip install -e .` in the repository')
     return found
-
-
-def config_file(name: str) -> Path:
-    """Return ``config/<name>`` from the source tree, else from the installed package share."""
-    local = REPO_ROOT / 'config' / name
-    if local.is_file():
-        return local
-    for prefix in os.environ.get('AMENT_PREFIX_PATH', sys.prefix).split(os.pathsep):
-        candidate = Path(prefix) / 'share' / PACKAGE / 'config' / name
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f'config file {name!r} not found in {REPO_ROOT / "config"} or the package share')
 
 
 def param_value(value: Any) -> str:
@@ -176,7 +182,42 @@ def ros_args(name: str | None = None, namespace: str | None = None, params_files
     return args
 
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_STATE_NODE: Any = None
+_STATE_CLIENTS: dict[str, Any] = {}
+_STATE_LOCK = threading.Lock()
+
+
+def lifecycle_state(node: str, timeout: float = 10.0) -> str | None:
+    """Return the lifecycle state label of ``node`` (fully qualified) from its ``~/get_state`` service.
+
+    ``None`` when the service does not answer within ``timeout``.  The question is asked by one
+    background rclpy node per process, in this process's ROS domain (the nodes' environment must
+    agree: the tests' conftest and :func:`adopt_env` see to it), and repeated every second: a
+    server drops its answer while it has not yet discovered the client's reply reader, which
+    happens to the first requests after a node (re)started.
+    """
+    global _STATE_NODE
+    from lifecycle_msgs.srv import GetState
+    from coinfer_device.ros.background import BackgroundNode
+    with _STATE_LOCK:
+        if _STATE_NODE is None:
+            _STATE_NODE = BackgroundNode(f'coinfer_state_query_{os.getpid()}')
+            atexit.register(_STATE_NODE.close)
+        if node not in _STATE_CLIENTS:
+            _STATE_CLIENTS[node] = _STATE_NODE.node.create_client(GetState, f'{node}/get_state')
+        client = _STATE_CLIENTS[node]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not client.wait_for_service(timeout_sec=max(deadline - time.monotonic(), 0.01)):
+            return None
+        future = client.call_async(GetState.Request())
+        attempt_end = min(time.monotonic() + 1.0, deadline)
+        while not future.done() and time.monotonic() < attempt_end:
+            time.sleep(0.01)
+        if future.done() and future.result() is not None:
+            return future.result().current_state.label
+        client.remove_pending_request(future)
+    return None
 
 
 class NodeProcess:
@@ -186,11 +227,14 @@ class NodeProcess:
     that unblock them once their handlers are in place (the coinfer node console scripts,
     :mod:`coinfer_device.ros.entry_points`): a stop that arrives while the interpreter itself
     is still starting then waits for those handlers and ends the node quietly.
+    ``lifecycle_node``: the process is this lifecycle node; being ready means its ``ready:`` line
+    *and* the ``active`` state.
     """
 
     def __init__(self, command: Sequence[str], env: Mapping[str, str], log_path: str | os.PathLike | None = None,
-                 label: str | None = None, defer_stop_signals: bool = False) -> None:
+                 label: str | None = None, defer_stop_signals: bool = False, lifecycle_node: str | None = None) -> None:
         self.command = list(command)
+        self.lifecycle_node = lifecycle_node  # fully qualified name of a lifecycle node whose state to wait for
         self.defer_stop_signals = defer_stop_signals
         self.label = label or Path(self.command[0]).name
         self.env = dict(env)
@@ -208,7 +252,12 @@ class NodeProcess:
         """Build the process of console script ``script`` with :func:`ros_args` keyword arguments."""
         label = label or ros.get('name') or script
         log_path = Path(log_dir) / f'{label.strip("/").replace("/", "_")}.log' if log_dir else None
-        return cls([executable(script)] + ros_args(**ros), env, log_path, label, defer_stop_signals=True)
+        lifecycle = None
+        if script in LIFECYCLE_EXECUTABLES:
+            namespace = (ros.get('namespace') or '').strip('/')
+            lifecycle = f'/{namespace}/{ros.get("name") or script}'.replace('//', '/')
+        return cls([executable(script)] + ros_args(**ros), env, log_path, label, defer_stop_signals=True,
+                   lifecycle_node=lifecycle)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -291,10 +340,33 @@ class NodeProcess:
                 self._new_line.wait(min(remaining, 0.2))
 
     def wait_ready(self, timeout: float = 60.0) -> 'NodeProcess':
-        """Wait for the ``ready:`` line; raise :class:`NodeStartError` with the log tail if it does not come."""
+        """Wait for the ``ready:`` line (and a lifecycle node's ``active`` state); raise :class:`NodeStartError`."""
+        deadline = time.monotonic() + timeout
         if self.wait_for(re.escape(READY_MARKER), timeout) is None:
             raise self._start_error(timeout)
+        self.check_active(max(deadline - time.monotonic(), 5.0))
         return self
+
+    def state(self, timeout: float = 10.0) -> str | None:
+        """Return the lifecycle state of a lifecycle node (``None``: not one, or no answer within ``timeout``)."""
+        return None if self.lifecycle_node is None else lifecycle_state(self.lifecycle_node, timeout)
+
+    def wait_state(self, label: str, timeout: float = 30.0) -> 'NodeProcess':
+        """Wait until a lifecycle node reports state ``label``; raise :class:`NodeStartError` if it does not."""
+        deadline = time.monotonic() + timeout
+        state = None
+        while time.monotonic() < deadline and self.alive():
+            state = self.state(max(deadline - time.monotonic(), 0.1))
+            if state == label:
+                return self
+            time.sleep(0.05)
+        raise NodeStartError(f'{self.label} is {state or "not answering"}, not {label}, after {timeout:g} s '
+                             f'(alive: {self.alive()})\n{self.tail()}')
+
+    def check_active(self, timeout: float = 10.0) -> None:
+        """For a lifecycle node, check that the ``ready:`` line was the ``active`` state (:meth:`wait_state`)."""
+        if self.lifecycle_node is not None:
+            self.wait_state(ACTIVE, timeout)
 
     def _start_error(self, timeout: float) -> NodeStartError:
         state = (f'exited with status {self.proc.returncode}' if self.proc is not None and not self.alive()
@@ -397,6 +469,8 @@ class Graph:
                 elif not proc.alive() and proc.wait_output(2.0) and proc.ready_at is None:
                     raise proc._start_error(timeout)
             if not waiting:
+                for label in labels:
+                    self.nodes[label].check_active(max(deadline - time.monotonic(), 5.0))
                 return {label: self.nodes[label].ready_at for label in labels}
             if time.monotonic() > deadline:
                 raise self.nodes[waiting[0]]._start_error(timeout)
