@@ -20,6 +20,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from coinfer_device.core.link_emulator import BandwidthSchedule
+from coinfer_edge.tools import plots
 from coinfer_edge.tools.plots import pyplot
 
 PLOT_FILES = ('latency.png', 'bandwidth.png', 'decisions.png')
@@ -282,8 +283,7 @@ def write_plots(out: Path, records: Sequence[FrameRecord], decisions: Sequence[t
     ax.set_ylabel('end-to-end latency [ms]')
     ax.set_title('Per-frame latency (camera stamp to result, device clock)')
     _legend(ax)
-    fig.savefig(paths[0], dpi=110)
-    plt.close(fig)
+    plots.save(fig, paths[0], tight=False)
 
     fig, ax = plt.subplots(figsize=(9, 3.2), layout='constrained')
     if schedule is not None:
@@ -300,8 +300,7 @@ def write_plots(out: Path, records: Sequence[FrameRecord], decisions: Sequence[t
     ax.set_ylabel('bandwidth [Mbit/s]')
     ax.set_title('Link bandwidth: emulated vs measured from round trips')
     _legend(ax)
-    fig.savefig(paths[1], dpi=110)
-    plt.close(fig)
+    plots.save(fig, paths[1], tight=False)
 
     labels = sorted({label for _, label in decisions} | {r.action for r in records}, key=action_sort_key)
     row = {label: i for i, label in enumerate(labels)}
@@ -319,8 +318,7 @@ def write_plots(out: Path, records: Sequence[FrameRecord], decisions: Sequence[t
     ax.set_xlabel('time [s]')
     ax.set_title('Split decisions (exit / partition / bits) over time')
     _legend(ax)
-    fig.savefig(paths[2], dpi=110)
-    plt.close(fig)
+    plots.save(fig, paths[2], tight=False)
     return paths
 
 

@@ -38,6 +38,7 @@ from coinfer_edge.core.policy import TrainedPolicy, default_policy_path
 from coinfer_edge.core.simulator import EnvConfig, Rollout, oracle_decider, rollout
 from coinfer_edge.core.recorded import ExtractError
 from coinfer_edge.tools.bag_inputs import traces_from_bags
+from coinfer_edge.tools import plots
 from coinfer_edge.tools.plots import pyplot
 from coinfer_edge.tools.train_policy import SYNTHETIC, Settings, load_settings, resolve_traces
 
@@ -126,9 +127,7 @@ def plot_latency_cdf(curves: dict[str, np.ndarray], deadline: float, path: Path,
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3, which='both')
     ax.legend(fontsize=7, loc='lower right')
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plots.save(fig, path)
 
 
 def plot_decisions(trace, runs: dict[str, Rollout], labels: Sequence[str], lag: int, path: Path,
@@ -155,9 +154,7 @@ def plot_decisions(trace, runs: dict[str, Rollout], labels: Sequence[str], lag: 
     axes[0].set_title(f'{trace.name}', fontsize=9)
     for ax in axes:
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plots.save(fig, path)
 
 
 def plot_histogram(hists: dict[str, Counter], labels: Sequence[str], path: Path, title: str) -> None:
@@ -175,9 +172,7 @@ def plot_histogram(hists: dict[str, Counter], labels: Sequence[str], path: Path,
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, axis='y')
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plots.save(fig, path)
 
 
 def build_parser() -> argparse.ArgumentParser:

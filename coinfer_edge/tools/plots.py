@@ -13,3 +13,11 @@ def pyplot() -> Any:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     return plt
+
+
+def save(fig: Any, path: Any, tight: bool = True) -> None:
+    """Write ``fig`` as a PNG at 110 dpi (after ``tight_layout`` when ``tight``) and free it."""
+    if tight:
+        fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)

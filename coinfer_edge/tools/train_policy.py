@@ -52,6 +52,7 @@ from coinfer_edge.core.sac import SACConfig, train_sac
 from coinfer_edge.core.simulator import CoInferenceEnv, EnvConfig, StepView, oracle_decider, rollout
 from coinfer_edge.core.traces import SCENARIOS, Trace, TraceFill, load_traces, synthetic_suite
 from coinfer_edge.tools.bag_inputs import load_actor, seed_replay, traces_from_bags, transitions_from
+from coinfer_edge.tools import plots
 from coinfer_edge.tools.plots import pyplot
 
 SYNTHETIC = 'synthetic'
@@ -194,9 +195,7 @@ def plot_curves(rows: list[dict[str, float]], path: Path, title: str) -> None:
         ax.grid(alpha=0.3)
     np.atleast_1d(axes)[-1].set_xlabel('environment steps')
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plots.save(fig, path)
 
 
 def build_parser() -> argparse.ArgumentParser:
