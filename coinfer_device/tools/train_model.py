@@ -173,7 +173,8 @@ def _train_epoch(model: MultiExitAlexNet, train: Dataset, pre: Preprocessing, ar
     steps = (len(train) + args.batch_size - 1) // args.batch_size
     total, n = 0.0, 0
     t0 = time.perf_counter()
-    bar = tqdm(range(steps), desc=desc, leave=False, mininterval=1.0, disable=None)
+    # On a terminal the bar redraws every second; in a log file (a long run in the background) once a minute.
+    bar = tqdm(range(steps), desc=desc, leave=False, mininterval=1.0 if sys.stderr.isatty() else 60.0)
     for step in bar:
         idx = perm[step * args.batch_size:(step + 1) * args.batch_size]
         x = _augment(batch_to_input(train.images[idx.numpy()], pre), gen, shift).to(device)
