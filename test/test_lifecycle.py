@@ -145,12 +145,16 @@ def test_cleanup_unloads_and_configure_loads_again(graph, probe):
     assert probe.node.count_publishers(f'{NS}/coinfer/result') == 0, 'cleanup destroys the publishers'
     _all(probe, Transition.TRANSITION_CONFIGURE)
     _all(probe, Transition.TRANSITION_ACTIVATE)
+    # The probe's decision alone must reach the device: the rule policy's own decisions, at a rate and phase
+    # locked to the camera's, could otherwise be the newest at every frame.
+    _all(probe, Transition.TRANSITION_DEACTIVATE, ('policy_node',))
     probe.set_decision(Action(2, 4, 8), f'{NS}/coinfer/decision')
     try:
         assert results.wait(lambda items: sum(r.value.source == rec.SOURCE_EDGE for r in items) >= 5, 30.0), \
             graph['device'].tail()
     finally:
         probe.set_decision(None, f'{NS}/coinfer/decision')
+        _all(probe, Transition.TRANSITION_ACTIVATE, ('policy_node',))
     for label in ('device', 'edge', 'policy'):
         assert 'Traceback' not in graph[label].output(), graph[label].tail()
 
