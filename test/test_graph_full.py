@@ -193,6 +193,16 @@ def test_every_camera_frame_is_accounted_for(graph, probe):
     assert int(device['camera_frames_lost']) <= 0.02 * frames, device
 
 
+def test_device_and_edge_publish_their_measured_compute_slowdown(graph, probe):
+    """Measured model compute / the profile's, as the nodes feel it (one frame per period: cold caches, > 1)."""
+    slowdowns = {side: probe.floats(f'coinfer/{side}/compute_slowdown') for side in ('device', 'edge')}
+    for side, samples in slowdowns.items():
+        assert samples.wait(lambda items: len(items) >= 3, 20.0), f'no coinfer/{side}/compute_slowdown'
+        values = [s.value for s in samples.snapshot()]
+        # The profile is the shipped model's on this machine kind: plausible values, not the CPU load's 0..1.
+        assert all(0.2 < v < 50.0 for v in values), (side, values)
+
+
 def test_sacd_policy_file_drives_decisions(graph, probe, tmp_path):
     """A policy file (random weights, real format and loader) makes policy_node publish valid actions."""
     profile = Profile.load(profile_file())

@@ -64,6 +64,19 @@ class Profile:
         key = (action.partition, action.bits)
         return sum(self.block_ms[:action.partition]) + self.encode_ms[key]
 
+    def device_model_ms(self, action: Action) -> float:
+        """Return the model's share of :meth:`device_compute_ms`: head blocks (+ exit branch when local), no codec."""
+        if self.is_local(action):
+            bp = self.branch_points[action.exit]
+            return sum(self.block_ms[:bp]) + self.exit_ms[action.exit]
+        return sum(self.block_ms[:action.partition])
+
+    def edge_model_ms(self, action: Action) -> float:
+        """Return the model's share of :meth:`edge_compute_ms`: tail blocks + exit branch, no decoding; 0 when local."""
+        if self.is_local(action):
+            return 0.0
+        return sum(self.block_ms[action.partition:self.branch_points[action.exit]]) + self.exit_ms[action.exit]
+
     def edge_compute_ms(self, action: Action) -> float:
         """Edge time: decode + tail blocks + exit branch; 0 when local."""
         if self.is_local(action):

@@ -41,6 +41,7 @@ from coinfer_device.core.sender import InlineSender, Sender, ThreadSender
 from coinfer_device.ros import messages as m
 from coinfer_device.ros import params as rp
 from coinfer_device.ros.params import ParameterError
+from coinfer_device.ros.slowdown_topic import SLOWDOWN_PARAMS, SlowdownTopic, slowdown_qos
 from coinfer_device.ros.runtime import (DIAGNOSTIC_PARAMS, LIFECYCLE_PARAMS, BurstLogger, Diagnostics,
                                         FrequencyStatus, ManagedNode, level_of, run_node)
 
@@ -50,7 +51,8 @@ QOS = (rp.QosDefault('image', 'image_raw', 'best_effort', 1),
        rp.QosDefault('edge_result', 'coinfer/edge_result', 'reliable', 10),
        rp.QosDefault('result', 'coinfer/result', 'reliable', 10),
        rp.QosDefault('link', 'coinfer/link/*', 'best_effort', 1),
-       rp.QosDefault('ground_truth', 'coinfer/ground_truth', 'reliable', 10))
+       rp.QosDefault('ground_truth', 'coinfer/ground_truth', 'reliable', 10),
+       slowdown_qos('device'))
 
 
 def _positive_schedule(value: list[float]) -> str | None:
@@ -102,7 +104,7 @@ PARAMS = [
              'this for the emulated link', lo=0.0, hi=1e7, unit='ms'),
     rp.Param('diagnostics.min_frame_rate_hz', 5.0, 'The image_raw rate check warns below this (x 0.9) and reports an '
              'error when no frame arrives', lo=0.0, hi=1000.0, unit='Hz'),
-] + rp.qos_params(QOS) + LIFECYCLE_PARAMS + DIAGNOSTIC_PARAMS
+] + SLOWDOWN_PARAMS + rp.qos_params(QOS) + LIFECYCLE_PARAMS + DIAGNOSTIC_PARAMS
 
 
 class DeviceNode(ManagedNode):
@@ -138,6 +140,7 @@ class DeviceNode(ManagedNode):
             schedule = schedule_from_params(self.p['emulated_link.bandwidth_schedule_mbps'],
                                             self.p['emulated_link.step_s'], self.p['emulated_link.loop'])
         warm_up(self.model)
+        self.slowdown = SlowdownTopic(self, 'device', self.model)
 
         self.features_pub = self.own(rp.create_publisher(self, CompressedImage, 'coinfer/features', self.p,
                                                          'features'))
@@ -248,6 +251,8 @@ class DeviceNode(ManagedNode):
 
     def _publish_result(self, header: Header, result: rec.Result) -> None:
         self.result_pub.publish(m.make_result_msg(result, header))
+        # With compute_slowdown k the robot's CPU is emulated k times slower: that is what the device feels.
+        self.slowdown.add(result.device_compute_ms * self.p['compute_slowdown'], result.action)
 
     # ------------------------------------------------------------------ diagnostics and shutdown
 

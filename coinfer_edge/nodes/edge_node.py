@@ -38,6 +38,7 @@ from coinfer_device.core.codec import (MAX_ELEMENTS, CodecError, FeatureHeader, 
 from coinfer_device.core.action import Action, check_action
 from coinfer_device.core.model import classify
 from coinfer_device.ros.params import ParameterError
+from coinfer_device.ros.slowdown_topic import SLOWDOWN_PARAMS, SlowdownTopic, slowdown_qos
 from coinfer_device.ros.runtime import (DIAGNOSTIC_PARAMS, LIFECYCLE_PARAMS, BurstLogger, Diagnostics, ManagedNode,
                                         RateMeter, level_of, run_node)
 from coinfer_device.core import records as rec
@@ -45,7 +46,8 @@ from coinfer_device.ros import messages as m
 
 QOS = (rp.QosDefault('features', 'coinfer/features', 'reliable', 2),
        rp.QosDefault('edge_result', 'coinfer/edge_result', 'reliable', 10),
-       rp.QosDefault('annotated', 'coinfer/annotated', 'best_effort', 1))
+       rp.QosDefault('annotated', 'coinfer/annotated', 'best_effort', 1),
+       slowdown_qos('edge'))
 
 
 def _namespaces_check(value: list[str]) -> str | None:
@@ -66,7 +68,7 @@ PARAMS = [
     rp.Param('annotated.size', 128, 'Side of the annotated image', lo=32, hi=2048, unit='px'),
     rp.Param('max_feature_values', 1_048_576, 'Feature messages whose header claims more values are rejected '
              'before decoding (decoded size = 4 bytes per value; counted as oversized)', lo=1, hi=MAX_ELEMENTS),
-] + rp.qos_params(QOS) + LIFECYCLE_PARAMS + DIAGNOSTIC_PARAMS
+] + SLOWDOWN_PARAMS + rp.qos_params(QOS) + LIFECYCLE_PARAMS + DIAGNOSTIC_PARAMS
 
 
 class MalformedFeatures(ValueError):
@@ -139,6 +141,7 @@ class EdgeNode(ManagedNode):
                 raise ParameterError(f'{self.get_fully_qualified_name()}: parameter robot_namespaces entry {ns!r} '
                                      f'is not a valid namespace: {str(exc).splitlines()[0]}') from exc
             self.robots.append(robot)
+        self.slowdown = SlowdownTopic(self, 'edge', self.model, [r.prefix for r in self.robots])
 
     def activate_node(self) -> None:
         """Start answering feature messages."""
@@ -190,6 +193,7 @@ class EdgeNode(ManagedNode):
                                 payload_bytes=len(msg.data), device_stamp_ns=header.device_stamp_ns,
                                 edge_compute_ms=compute_ms)
         robot.result_pub.publish(m.make_edge_result_msg(result, msg.header))
+        self.slowdown.add(compute_ms, Action(header.exit_point, header.partition_point, header.bits))
         robot.answered.add()
         robot.edge_ms_sum += edge_ms
         if robot.annotated_pub is not None:
