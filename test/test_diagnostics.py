@@ -13,7 +13,7 @@ import math
 import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
 
-from coinfer_device.ros.runtime import FrequencyStatus
+from coinfer_device.ros.diagnostics import FrequencyStatus
 from graph_support import analyzer_paths
 
 ROBOT = {'camera_node': 'Camera', 'device_node': 'Device', 'cpu_monitor': 'CPU', 'link_monitor': 'Link'}

@@ -22,8 +22,8 @@ from sensor_msgs.msg import Image, JointState
 
 from coinfer_device.ros import params as rp
 from coinfer_device.core.frame_source import SOURCES, SourceError, open_source
-from coinfer_device.ros.runtime import (DIAGNOSTIC_PARAMS, Diagnostics, FrequencyStatus, RateMeter, StartupError,
-                                        run_node)
+from coinfer_device.ros.diagnostics import DIAGNOSTIC_PARAMS, Diagnostics, FrequencyStatus, RateMeter
+from coinfer_device.ros.runtime import StartupError, run_node
 from coinfer_device.ros.messages import make_ground_truth_msg
 
 QOS = (rp.QosDefault('image', 'image_raw', 'reliable', 2),

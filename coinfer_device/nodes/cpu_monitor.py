@@ -19,7 +19,8 @@ from rclpy.node import Node
 from std_msgs.msg import Float32
 
 from coinfer_device.ros import params as rp
-from coinfer_device.ros.runtime import DIAGNOSTIC_PARAMS, Diagnostics, FrequencyStatus, RateMeter, run_node
+from coinfer_device.ros.diagnostics import DIAGNOSTIC_PARAMS, Diagnostics, FrequencyStatus, RateMeter
+from coinfer_device.ros.runtime import run_node
 
 QOS = (rp.QosDefault('load', '<topic>', 'best_effort', 1),)
 

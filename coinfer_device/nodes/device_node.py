@@ -42,8 +42,8 @@ from coinfer_device.ros import messages as m
 from coinfer_device.ros import params as rp
 from coinfer_device.ros.params import ParameterError
 from coinfer_device.ros.slowdown_topic import SLOWDOWN_PARAMS, SlowdownTopic, slowdown_qos
-from coinfer_device.ros.runtime import (DIAGNOSTIC_PARAMS, LIFECYCLE_PARAMS, BurstLogger, Diagnostics,
-                                        FrequencyStatus, ManagedNode, level_of, run_node)
+from coinfer_device.ros.diagnostics import DIAGNOSTIC_PARAMS, Diagnostics, FrequencyStatus, level_of
+from coinfer_device.ros.runtime import LIFECYCLE_PARAMS, BurstLogger, ManagedNode, run_node
 
 QOS = (rp.QosDefault('image', 'image_raw', 'best_effort', 1),
        rp.QosDefault('features', 'coinfer/features', 'reliable', 2),

@@ -23,8 +23,8 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float32
 
 from coinfer_device.ros import params as rp
-from coinfer_device.ros.runtime import (DIAGNOSTIC_PARAMS, BurstLogger, Diagnostics, FrequencyStatus, RateMeter,
-                                        level_of, run_node)
+from coinfer_device.ros.diagnostics import DIAGNOSTIC_PARAMS, Diagnostics, FrequencyStatus, RateMeter, level_of
+from coinfer_device.ros.runtime import BurstLogger, run_node
 from coinfer_device.core import records as rec
 from coinfer_device.ros import messages as m
 from coinfer_device.core.link_estimator import EstimatorConfig, LinkEstimator, LinkSample

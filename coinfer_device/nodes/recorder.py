@@ -36,7 +36,8 @@ from std_msgs.msg import Float32, Int32MultiArray
 from coinfer_device.core import bags
 from coinfer_device.ros import params as rp
 from coinfer_device.ros.conventions import EXIT_CONFIG_ERROR, STOP_SIGNALS
-from coinfer_device.ros.runtime import Diagnostics, RateMeter, StartupError, run_node
+from coinfer_device.ros.diagnostics import Diagnostics, RateMeter
+from coinfer_device.ros.runtime import StartupError, run_node
 
 PROG = 'coinfer-record'
 MESSAGE_CLASSES = {'sensor_msgs/msg/JointState': JointState, 'std_msgs/msg/Int32MultiArray': Int32MultiArray,

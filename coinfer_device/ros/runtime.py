@@ -1,6 +1,6 @@
 # Copyright 2026 The coinfer authors
 # SPDX-License-Identifier: Apache-2.0
-"""What every coinfer node shares: clean start and stop, lifecycle, diagnostics, throttled warnings.
+"""What every coinfer node shares: clean start and stop, lifecycle, throttled warnings.
 
 :func:`run_node` is the body of each console script's ``main``: it checks the params
 files first (a YAML error becomes one clear line), builds the node, brings a
@@ -13,28 +13,21 @@ interrupt must not break torch's exit hooks or ``threading._shutdown`` (status -
 ``KeyboardInterrupt`` traceback before).  Configuration errors, also those of the autostarted
 configure transition, exit with status 2 and one ``<prog>: error: ...`` line.
 
-:class:`Diagnostics` follows ``diagnostic_updater``'s conventions by hand (there is no
-diagnostic_updater wheel): one ``DiagnosticArray`` per period on the absolute ``/diagnostics``,
-a status per task named ``<node>: <task>``, ``hardware_id`` per robot, and
-:class:`FrequencyStatus` rate checks.
+Diagnostics: :mod:`coinfer_device.ros.diagnostics`.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import signal
-import socket
 import sys
 import threading
 import time
-from collections import deque
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import rclpy
 import yaml
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecyclePublisher, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
@@ -42,8 +35,7 @@ from rclpy.publisher import Publisher
 from rclpy.subscription import Subscription
 from rclpy.timer import Timer
 
-from coinfer_device.ros.conventions import (ACTIVE, DIAGNOSTICS_TOPIC, EXIT_CONFIG_ERROR, EXIT_STOPPED, READY_MARKER,
-                                            STOP_SIGNALS)
+from coinfer_device.ros.conventions import ACTIVE, EXIT_CONFIG_ERROR, EXIT_STOPPED, READY_MARKER, STOP_SIGNALS
 from coinfer_device.ros.params import Param, ParameterError, unused_qos_overrides
 
 SUCCESS = TransitionCallbackReturn.SUCCESS
@@ -57,11 +49,7 @@ class StartupError(RuntimeError):
 # Errors that mean "the configuration is wrong", reported as one line without a traceback.
 CONFIG_ERRORS: tuple[type[BaseException], ...] = (ParameterError, StartupError, ValueError, OSError, RuntimeError)
 
-# Parameters of every node that publishes diagnostics, and of every lifecycle node.
-DIAGNOSTIC_PARAMS = [
-    Param('hardware_id', '', "hardware_id of this node's diagnostics (rqt_robot_monitor, diagnostic_aggregator); "
-          "'' = the node's namespace without the leading /, or the host name in the root namespace"),
-]
+# Parameters of every lifecycle node.
 LIFECYCLE_PARAMS = [
     Param('autostart', True, 'Configure and activate right after start (false: wait in the unconfigured state for '
           '`ros2 lifecycle set <node> configure` / `activate`, or a launch file that drives the transitions)'),
@@ -308,7 +296,7 @@ class ManagedNode(LifecycleNode):
             self.get_logger().error(f'{name} failed: {_first_line(exc)}')
 
 
-def _inactive_message(node: Node) -> str | None:
+def inactive_message(node: Node) -> str | None:
     """Return why a lifecycle node does no work now (``None`` when it is active or not a lifecycle node)."""
     if isinstance(node, ManagedNode) and node.lifecycle_state != ACTIVE:
         return f'lifecycle state {node.lifecycle_state}: not working'
@@ -390,161 +378,6 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0]
 
 
-# --------------------------------------------------------------------------- diagnostics
-
-
-class RateMeter:
-    """Event counter that also reports the rate since the previous report."""
-
-    def __init__(self) -> None:
-        self.total = 0
-        self._last_total = 0
-        self._last_t = time.monotonic()
-        self._lock = threading.Lock()
-
-    def add(self, n: int = 1) -> None:
-        """Count ``n`` events."""
-        with self._lock:
-            self.total += n
-
-    def rate(self) -> float:
-        """Return events per second since the previous call."""
-        now = time.monotonic()
-        with self._lock:
-            dt = max(now - self._last_t, 1e-6)
-            r = (self.total - self._last_total) / dt
-            self._last_total, self._last_t = self.total, now
-        return r
-
-
-Status = tuple[bytes, str, Mapping[str, Any]]
-
-
-class FrequencyStatus:
-    """``diagnostic_updater::FrequencyStatus``: the event rate over a sliding window against expected bounds.
-
-    Each :meth:`status` call (one per diagnostics period) closes a window slot; the rate is the
-    events of the last ``window`` periods over their duration.  No event: ERROR; below
-    ``min_hz * (1 - tolerance)`` or above ``max_hz * (1 + tolerance)``: WARN; else OK.
-    ``max_hz`` may be ``inf`` (no upper bound) and ``min_hz`` 0 (no lower bound).
-    """
-
-    def __init__(self, min_hz: float, max_hz: float = math.inf, tolerance: float = 0.1, window: int = 5,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.min_hz, self.max_hz, self.tolerance = min_hz, max_hz, tolerance
-        self._clock = clock
-        self._lock = threading.Lock()
-        self.count = 0
-        now = clock()
-        self._history: deque[tuple[int, float]] = deque([(0, now)] * window, maxlen=window)
-
-    def tick(self, n: int = 1) -> None:
-        """Count ``n`` events."""
-        with self._lock:
-            self.count += n
-
-    def status(self) -> Status:
-        """Return ``(level, message, values)`` with diagnostic_updater's keys, and close a window slot."""
-        now = self._clock()
-        with self._lock:
-            count = self.count
-            first_count, first_t = self._history[0]
-            self._history.append((count, now))
-        events, window = count - first_count, now - first_t
-        freq = events / window if window > 0 else 0.0
-        lo, hi = self.min_hz * (1 - self.tolerance), self.max_hz * (1 + self.tolerance)
-        if events == 0:
-            level, message = DiagnosticStatus.ERROR, 'No events recorded.'
-        elif freq < lo:
-            level, message = DiagnosticStatus.WARN, 'Frequency too low.'
-        elif freq > hi:
-            level, message = DiagnosticStatus.WARN, 'Frequency too high.'
-        else:
-            level, message = DiagnosticStatus.OK, 'Desired frequency met'
-        values: dict[str, Any] = {'Events in window': events, 'Events since startup': count,
-                                  'Duration of window (s)': window, 'Actual frequency (Hz)': freq}
-        if self.min_hz == self.max_hz:
-            values['Target frequency (Hz)'] = self.min_hz
-        if self.min_hz > 0:
-            values['Minimum acceptable frequency (Hz)'] = lo
-        if math.isfinite(self.max_hz):
-            values['Maximum acceptable frequency (Hz)'] = hi
-        return level, message, values
-
-
-def hardware_id_of(node: Node) -> str:
-    """Return the node's ``hardware_id`` parameter, else its namespace (without ``/``), else the host name."""
-    if node.has_parameter('hardware_id') and node.get_parameter('hardware_id').value:
-        return str(node.get_parameter('hardware_id').value)
-    return node.get_namespace().strip('/') or socket.gethostname()
-
-
-class Diagnostics:
-    """Publish the node's statuses on the absolute ``/diagnostics`` every ``period_s``, as diagnostic_updater does.
-
-    Each task added with :meth:`add` (``collect() -> (level, message, values)``; level is a
-    ``DiagnosticStatus`` byte) or :meth:`add_frequency` becomes one status named
-    ``<node>: <task>``, where ``<node>`` is the node's fully qualified name without the leading
-    slash (``device_node``, ``robot1/device_node``: diagnostic_aggregator keys items by name, so
-    the namespace keeps two robots apart), with ``hardware_id`` from :func:`hardware_id_of`.
-    ``collect`` given here is added as task ``task``.  While a lifecycle node is not active, every
-    task reports WARN with its state instead (its checks would only say that nothing flows).
-    """
-
-    def __init__(self, node: Node, collect: Callable[[], Status] | None = None, period_s: float = 1.0,
-                 task: str = 'status') -> None:
-        self._node = node
-        self._tasks: list[tuple[str, Callable[[], Status], FrequencyStatus | None]] = []
-        self._pub = node.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
-        self.prefix = node.get_fully_qualified_name().lstrip('/')
-        self.hardware_id = hardware_id_of(node)
-        if collect is not None:
-            self.add(task, collect)
-        self._timer = node.create_timer(period_s, self.publish)
-
-    def add(self, task: str, collect: Callable[[], Status]) -> None:
-        """Report ``collect()`` as status ``<node>: <task>``."""
-        self._tasks.append((task, collect, None))
-
-    def add_frequency(self, task: str, frequency: FrequencyStatus) -> FrequencyStatus:
-        """Report a :class:`FrequencyStatus` as status ``<node>: <task>``; return it (``tick`` it per event)."""
-        self._tasks.append((task, frequency.status, frequency))
-        return frequency
-
-    def statuses(self) -> list[DiagnosticStatus]:
-        """Collect every task's status now."""
-        idle = _inactive_message(self._node)
-        out = []
-        for task, collect, frequency in self._tasks:
-            if idle is None:
-                level, message, values = collect()
-            else:
-                if frequency is not None:
-                    frequency.status()  # the window keeps sliding: after activation it shows the last seconds
-                level, message, values = DiagnosticStatus.WARN, idle, {}
-            out.append(DiagnosticStatus(level=level, name=f'{self.prefix}: {task}', message=message,
-                                        hardware_id=self.hardware_id,
-                                        values=[KeyValue(key=k, value=_fmt(v)) for k, v in values.items()]))
-        return out
-
-    def publish(self) -> None:
-        """Collect and publish the node's statuses now."""
-        arr = DiagnosticArray(status=self.statuses())
-        arr.header.stamp = self._node.get_clock().now().to_msg()
-        self._pub.publish(arr)
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f'{value:.4g}'
-    return str(value)
-
-
-def diagnostic_values(msg: DiagnosticArray) -> dict[str, dict[str, str]]:
-    """Return ``{status name: {key: value}}`` of a DiagnosticArray (for tests and tools)."""
-    return {s.name: {kv.key: kv.value for kv in s.values} for s in msg.status}
-
-
 class BurstLogger:
     """Warn about the first event of a burst, then at most once per ``quiet_s`` with a count."""
 
@@ -566,12 +399,3 @@ class BurstLogger:
             self._suppressed = 0
             self._last = now
         self._warn(text + extra)
-
-
-def level_of(problems: Iterable[tuple[bool, bytes]]) -> bytes:
-    """Return the worst diagnostic level among the ``(condition, level)`` pairs that hold."""
-    worst = DiagnosticStatus.OK
-    for cond, level in problems:
-        if cond and level[0] > worst[0]:
-            worst = level
-    return worst

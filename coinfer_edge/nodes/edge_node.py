@@ -39,8 +39,8 @@ from coinfer_device.core.action import Action, check_action
 from coinfer_device.core.model import classify
 from coinfer_device.ros.params import ParameterError
 from coinfer_device.ros.slowdown_topic import SLOWDOWN_PARAMS, SlowdownTopic, slowdown_qos
-from coinfer_device.ros.runtime import (DIAGNOSTIC_PARAMS, LIFECYCLE_PARAMS, BurstLogger, Diagnostics, ManagedNode,
-                                        RateMeter, level_of, run_node)
+from coinfer_device.ros.diagnostics import DIAGNOSTIC_PARAMS, Diagnostics, RateMeter, level_of
+from coinfer_device.ros.runtime import LIFECYCLE_PARAMS, BurstLogger, ManagedNode, run_node
 from coinfer_device.core import records as rec
 from coinfer_device.ros import messages as m
 

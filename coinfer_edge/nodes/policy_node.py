@@ -38,8 +38,8 @@ from std_msgs.msg import Float32, Int32MultiArray
 from coinfer_device.ros import params as rp
 from coinfer_device.core.action import Action
 from coinfer_device.core.profile import Profile, ProfileError
-from coinfer_device.ros.runtime import (DIAGNOSTIC_PARAMS, LIFECYCLE_PARAMS, Diagnostics, FrequencyStatus, ManagedNode,
-                                        RateMeter, StartupError, level_of, run_node)
+from coinfer_device.ros.diagnostics import DIAGNOSTIC_PARAMS, Diagnostics, FrequencyStatus, RateMeter, level_of
+from coinfer_device.ros.runtime import LIFECYCLE_PARAMS, ManagedNode, StartupError, run_node
 from coinfer_device.core import records as rec
 from coinfer_device.ros import messages as m
 from coinfer_edge.core.decision import LatencySettings, Observation, RewardConfig, RuleDecider, SplitPolicy
