@@ -7,7 +7,8 @@ import pytest
 
 from coinfer_device.core.action import Action
 from coinfer_edge.core import baselines
-from coinfer_edge.core.decision import LatencyModel, RewardConfig, SystemState, action_mask, build_states
+from coinfer_edge.core.decision import (LatencyModel, RewardConfig, SystemState, action_mask, build_states,
+                                        cpu_factor)
 from coinfer_edge.core.simulator import CoInferenceEnv, EnvConfig, StepView, oracle_decider, rollout
 from coinfer_edge.core.traces import Trace
 from decision_support import tiny_profile
@@ -23,20 +24,21 @@ def test_env_reward_uses_true_state_and_observation_is_lagged() -> None:
     n = 40
     tr = Trace('t', 0.1, np.exp(rng.uniform(-1, 3, n)), rng.uniform(1, 30, n), rng.uniform(0, 0.9, n),
                rng.uniform(0, 0.9, n))
-    cfg = EnvConfig(episode_steps=10, obs_lag_steps=1, obs_ewma=1.0, obs_noise=0.0, load_noise=0.0)
+    cfg = EnvConfig(episode_steps=10, obs_lag_steps=1, obs_ewma=1.0, obs_noise=0.0, contention_noise=0.0)
+    dev, edge = cpu_factor(tr.device_load), cpu_factor(tr.edge_load)   # the traces' loads, as contention
     reward = RewardConfig(deadline_ms=15.0)
     env = CoInferenceEnv(prof, [tr], reward, cfg, n_envs=3, seed=5)
     lm = LatencyModel(prof, cfg.latency)
     obs = env.reset()
     for _ in range(25):
         t = env.flat.copy()                     # true index of the current step (one trace: offset 0)
-        expect_obs = build_states(tr.bandwidth_mbps[t - 1], tr.rtt_ms[t - 1], tr.device_load[t - 1],
-                                  tr.edge_load[t - 1], env.recent_latency, env.deadline, env.prev_action, 8)
+        expect_obs = build_states(tr.bandwidth_mbps[t - 1], tr.rtt_ms[t - 1], dev[t - 1], edge[t - 1],
+                                  env.recent_latency, env.deadline, env.prev_action, 8)
         np.testing.assert_allclose(obs, expect_obs, rtol=1e-6)
         actions = rng.integers(0, 8, size=3)
         obs, r, done, info = env.step(actions)
         for i in range(3):
-            s = SystemState(tr.bandwidth_mbps[t[i]], tr.rtt_ms[t[i]], tr.device_load[t[i]], tr.edge_load[t[i]])
+            s = SystemState(tr.bandwidth_mbps[t[i]], tr.rtt_ms[t[i]], dev[t[i]], edge[t[i]])
             lat = lm.latency_ms(lm.actions[actions[i]], s)
             assert info['latency_ms'][i] == pytest.approx(lat, rel=1e-5)
             assert r[i] == pytest.approx(float(reward.reward(lm.accuracy[actions[i]], lat)), rel=1e-5)
@@ -93,14 +95,14 @@ def test_baselines_follow_their_definitions() -> None:
     acts = lm.actions
     assert acts[baselines.device_only_index(lm)] == Action(1, 2, 0)
     assert acts[baselines.edge_only_index(lm)] == Action(1, 0, 8)
-    fast = SystemState(np.array([100.0]), np.array([1.0]), np.array([0.9]), np.array([0.0]))
+    fast = SystemState(np.array([100.0]), np.array([1.0]), np.array([10.0]), np.array([1.0]))
     view = StepView(np.zeros((1, 14), np.float32), fast, fast, lm.table(fast), np.array([15.0]),
                     np.ones(len(acts), bool))
     # Fast link, busy device: Neurosurgeon sends the raw input in float32 (final exit).
     assert acts[int(baselines.neurosurgeon(lm)(view)[0])] == Action(1, 0, 32)
     # Edgent: final exit's best float split meets 15 ms here.
     assert acts[int(baselines.edgent(lm)(view)[0])] == Action(1, 0, 32)
-    slow = SystemState(np.array([0.05]), np.array([50.0]), np.array([0.0]), np.array([0.0]))
+    slow = SystemState(np.array([0.05]), np.array([50.0]), np.array([1.0]), np.array([1.0]))
     view = StepView(view.state, slow, slow, lm.table(slow), np.array([15.0]), view.mask)
     # Slow link, idle device: exit 1 locally takes 3.25 x 6 = 19.5 ms > 15, exit 0 locally 9 ms: Edgent falls back.
     assert acts[int(baselines.edgent(lm)(view)[0])] == Action(0, 1, 0)

@@ -135,8 +135,21 @@ def test_synthetic_suite_reproducible_and_seeds_disjoint() -> None:
     assert kinds == {f'synthetic:{k}' for k in T.SCENARIOS}
     for t in a:
         assert len(t) == 100 and np.all(t.bandwidth_mbps >= 0) and np.all(t.rtt_ms > 0)
-        cell = t.source.endswith('cellular_like')
-        assert (np.median(t.rtt_ms) > 25) == cell
+        wide_area = t.source.endswith(('cellular_like', 'lte_like'))
+        assert (np.median(t.rtt_ms) > 25) == wide_area
+        if t.source.endswith('lte_like'):   # high bandwidth with high RTT, which the WiFi and cellular kinds never pair
+            assert np.median(t.bandwidth_mbps) > 2.5
+
+
+def test_link_outages_hold_the_floor_for_a_while_and_leave_the_rest() -> None:
+    rng = np.random.default_rng(4)
+    base = np.full(20000, 12.0)
+    cut = T.link_outages(rng, base, 0.1, rate_hz=0.05, mean_outage_s=3.0, floor_mbps=0.02)
+    out = cut == 0.02
+    assert set(np.unique(cut)) == {0.02, 12.0} and 0.05 < out.mean() < 0.4
+    starts = np.flatnonzero(np.diff(out.astype(int)) == 1)
+    assert len(starts) > 10 and out.sum() / len(starts) > 10      # spells last seconds, not single samples
+    np.testing.assert_array_equal(T.link_outages(rng, base, 0.1, rate_hz=0.0), base)
 
 
 def test_trace_rejects_inconsistent_columns() -> None:

@@ -72,6 +72,7 @@ def refresh_profile(base: Profile, stats: Sequence[ActionStats], min_frames: int
     out.exit_ms = [v * s_dev for v in base.exit_ms]
     out.encode_ms = {k: v * s_dev for k, v in base.encode_ms.items()}
     out.decode_ms = {k: v * s_dev for k, v in base.decode_ms.items()}
+    out.frame = base.frame.scaled(s_dev) if base.frame is not None else None
     out.machine = {'timings': 'refreshed from recorded runs (the robot measured as it ran)',
                    'base_profile_machine': base.machine}
     out.settings = dict(base.settings)

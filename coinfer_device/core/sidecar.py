@@ -46,7 +46,7 @@ def read_sidecar_metadata(path: Path, fmt: str, version: int, error: type[Except
     except json.JSONDecodeError as exc:
         raise error(f'{mpath}: invalid JSON: {exc}') from exc
     if meta.get('format') != fmt or meta.get('version') != version:
-        raise error(f'{mpath}: not a {fmt} v{version} file')
+        raise error(f'{mpath}: not a {fmt} v{version} file (it says {meta.get("format")!r} v{meta.get("version")!r})')
     if verify and meta.get('weights_sha256') != sha256_file(path):
         raise error(f'{path}: SHA-256 does not match {mpath.name}')
     return meta

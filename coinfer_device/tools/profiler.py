@@ -8,6 +8,12 @@ encode/decode time and payload bytes for every (partition, bits), and validation
 accuracy of every valid (exit, partition, bits) on the held-out validation split
 (quantization at the partition point is applied per frame, as on the wire).
 
+The same times are then measured *per frame* (``--frame-period-ms``, default one 10 Hz camera
+period): the whole network, block by block, and one (partition, bits) of the codec in turn, once
+per period with the CPU idle in between, as the nodes run it.  Caches are cold then, so these
+figures are larger; the latency model uses them (``per_frame`` in the file; ``--frame-period-ms 0``
+skips them).
+
 ``--from-bag BAG...`` measures nothing: it refreshes the latency part of ``--base`` (default: the
 shipped profile) from the per-frame results recorded on the robot and keeps its accuracy part
 (:mod:`coinfer_device.core.profile_refresh`; docs/bags.md).
@@ -35,7 +41,7 @@ from coinfer_device.core.evaluation import train_validation_indices
 from coinfer_device.core.action import DEFAULT_BITS_CHOICES, Action
 from coinfer_device.core.action_stats import action_stats, format_stats
 from coinfer_device.core.bags import RESULT, BagError, normalize_namespace
-from coinfer_device.core.profile import Profile, ProfileError
+from coinfer_device.core.profile import FrameTiming, Profile, ProfileError
 from coinfer_device.core.profile_refresh import refresh_profile
 from coinfer_device.core.recording import load_recording
 
@@ -50,6 +56,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument('--warmup', type=int, default=20)
     p.add_argument('--threads', type=int, default=1, help='torch.set_num_threads for timing')
     p.add_argument('--bits', type=int, nargs='+', default=list(DEFAULT_BITS_CHOICES))
+    p.add_argument('--frame-period-ms', type=float, default=100.0,
+                   help='per-frame timing: one frame per this period, as a camera drives the nodes (0 = skip)')
+    p.add_argument('--frame-samples', type=int, default=4,
+                   help='per-frame timing: frames per codec (partition, bits) entry; blocks get all frames')
     p.add_argument('--dataset', default=None, help="data set for accuracy (default: the checkpoint's)")
     p.add_argument('--data', type=Path, default=None)
     p.add_argument('--val-images', type=int, default=5000, help='validation images for accuracy')
@@ -157,6 +167,48 @@ def measure_codec(model, x: torch.Tensor, bits_choices: list[int], runs: int, wa
 
 
 @torch.no_grad()
+def measure_frame_timing(model, x: torch.Tensor, codec_keys: list[tuple[int, int]], period_ms: float,
+                         samples: int, progress: tqdm) -> FrameTiming:
+    """Return per-frame medians: every block and exit, and the codec, run once per ``period_ms``.
+
+    Frame ``k`` runs the whole network block by block (and every exit branch) and the codec of
+    ``codec_keys[k % len(codec_keys)]``, then idles until the next period, so every entry gets
+    ``samples`` codec frames and the blocks ``samples * len(codec_keys)``.
+    """
+    blocks: list[list[float]] = [[] for _ in model.trunk]
+    exits: list[list[float]] = [[] for _ in model.exits]
+    enc: dict[tuple[int, int], list[float]] = {k: [] for k in codec_keys}
+    dec: dict[tuple[int, int], list[float]] = {k: [] for k in codec_keys}
+    frames = samples * len(codec_keys)
+    next_t = time.perf_counter()
+    for k in range(frames):
+        feats = [x]
+        for i, block in enumerate(model.trunk):
+            t0 = time.perf_counter()
+            feats.append(block(feats[-1]))
+            blocks[i].append((time.perf_counter() - t0) * 1e3)
+        for e, branch in enumerate(model.exits):
+            t0 = time.perf_counter()
+            branch(feats[model.branch_point(e)])
+            exits[e].append((time.perf_counter() - t0) * 1e3)
+        p, b = codec_keys[k % len(codec_keys)]
+        t0 = time.perf_counter()
+        data = encode_features(feats[p], bits=b, exit_point=model.num_exits - 1, partition_point=p, frame_seq=k)
+        t1 = time.perf_counter()
+        decode_features(data)
+        t2 = time.perf_counter()
+        enc[(p, b)].append((t1 - t0) * 1e3)
+        dec[(p, b)].append((t2 - t1) * 1e3)
+        progress.update(1)
+        next_t += period_ms / 1e3
+        time.sleep(max(0.0, next_t - time.perf_counter()))
+    med = statistics.median
+    return FrameTiming(period_ms=period_ms, frames=frames, block_ms=[med(v) for v in blocks],
+                       exit_ms=[med(v) for v in exits], encode_ms={k: med(v) for k, v in enc.items()},
+                       decode_ms={k: med(v) for k, v in dec.items()})
+
+
+@torch.no_grad()
 def measure_accuracy(model, x_val: torch.Tensor, y_val: torch.Tensor, bits_choices: list[int],
                      progress: tqdm) -> dict[Action, float]:
     """Accuracy of every valid action; features are quantized per frame as on the wire."""
@@ -202,13 +254,19 @@ def main(argv: list[str] | None = None) -> int:
     x1 = x_val[:1].clone()
     bits = sorted(set(args.bits))
     max_p = max(model.spec.exit_branch_points)
-    total = model.num_blocks + model.num_exits + max_p * len(bits) * (1 if args.skip_accuracy else 2)
+    frame_frames = args.frame_samples * max_p * len(bits) if args.frame_period_ms > 0 else 0
+    total = model.num_blocks + model.num_exits + max_p * len(bits) * (1 if args.skip_accuracy else 2) + frame_frames
     t0 = time.time()
     with tqdm(total=total, desc='profiling', unit='step', disable=None) as progress:
         progress.set_postfix_str('compute')
         block_ms, exit_ms = measure_compute(model, x1, args.runs, args.warmup, progress)
         progress.set_postfix_str('codec')
         payload, enc, dec = measure_codec(model, x1, bits, args.runs, args.warmup, progress)
+        frame = None
+        if frame_frames:
+            progress.set_postfix_str(f'per frame ({frame_frames} x {args.frame_period_ms:g} ms)')
+            frame = measure_frame_timing(model, x1, sorted(payload), args.frame_period_ms, args.frame_samples,
+                                         progress)
         if args.skip_accuracy:
             if args.accuracy_from is None:
                 print('coinfer-profile: error: --skip-accuracy needs --accuracy-from PROFILE', file=sys.stderr)
@@ -221,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     profile = Profile(
         block_ms=block_ms, exit_ms=exit_ms, branch_points=list(model.spec.exit_branch_points),
         bits_choices=bits, payload_bytes=payload, encode_ms=enc, decode_ms=dec, accuracy=accuracy,
-        machine=_machine(),
+        machine=_machine(), frame=frame,
         model={'checkpoint': loaded.path.name, 'weights_sha256': loaded.metadata.get('weights_sha256'),
                'dataset': dataset, 'num_blocks': model.num_blocks,
                'feature_shapes': [list(model.feature_shape(p)) for p in range(model.num_blocks + 1)]},
@@ -231,7 +289,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     profile.validate()
     profile.save(args.out)
-    print(f'total head+tail compute (final exit, all blocks): {sum(block_ms) + exit_ms[-1]:.3f} ms; '
+    whole = sum(block_ms) + exit_ms[-1]
+    per_frame = (f', {sum(frame.block_ms) + frame.exit_ms[-1]:.3f} ms per frame at one frame per '
+                 f'{frame.period_ms:g} ms' if frame else '')
+    print(f'whole network (final exit, all blocks): {whole:.3f} ms in a tight loop{per_frame}; '
           f'{len(accuracy)} actions; wrote {args.out}')
     return 0
 

@@ -13,9 +13,10 @@ from typing import Sequence
 
 import numpy as np
 
-from coinfer_device.core.action import FLOAT32_BITS, LOCAL_BITS, Action
+from coinfer_device.core.action import LOCAL_BITS, Action
 from coinfer_device.core.profile import Profile
-from coinfer_edge.core.decision import LatencyModel, RewardConfig, action_mask, masked_argmax
+from coinfer_edge.core.decision import (LatencyModel, RewardConfig, action_mask, edgent_indices, float_candidates,
+                                        masked_argmax)
 from coinfer_edge.core.simulator import Decider, EnvConfig, StepView, TraceBank
 from coinfer_edge.core.traces import Trace
 
@@ -60,15 +61,10 @@ def random_rule(seed: int = 0) -> Decider:
     return decide
 
 
-def _float_candidates(latency: LatencyModel, exits: Sequence[int] | None = None) -> np.ndarray:
-    exits_set = set(range(len(latency.profile.branch_points)) if exits is None else exits)
-    return np.array([a.exit in exits_set and a.bits in (FLOAT32_BITS, LOCAL_BITS) for a in latency.actions])
-
-
 def neurosurgeon(latency: LatencyModel) -> Decider:
     """Neurosurgeon-style: final exit, float32 features, the partition of least *predicted* latency."""
     last = len(latency.profile.branch_points) - 1
-    cand = _float_candidates(latency, [last])
+    cand = float_candidates(latency, [last])
 
     def decide(v: StepView) -> np.ndarray:
         predicted = latency.table(v.measured)
@@ -77,30 +73,9 @@ def neurosurgeon(latency: LatencyModel) -> Decider:
 
 
 def edgent(latency: LatencyModel) -> Decider:
-    """Edgent-style: the most accurate exit whose best float32 partition meets the deadline.
-
-    For each exit (most accurate first) take the partition of least predicted latency (float32 or
-    local); choose the first exit whose prediction is within the deadline, else the fastest of all.
-    """
-    n_exits = len(latency.profile.branch_points)
-    per_exit = [_float_candidates(latency, [e]) for e in range(n_exits)]
-    exit_acc = [latency.accuracy[m].max() for m in per_exit]
-    order = sorted(range(n_exits), key=lambda e: -exit_acc[e])
-    allf = _float_candidates(latency)
-
+    """Edgent-style rule on the measured state (:func:`coinfer_edge.core.decision.edgent_indices`)."""
     def decide(v: StepView) -> np.ndarray:
-        predicted = latency.table(v.measured)
-        choice = masked_argmax(-predicted, allf & v.mask)
-        decided = np.zeros(len(choice), bool)
-        for e in order:
-            m = per_exit[e] & v.mask
-            if not m.any():
-                continue
-            best = masked_argmax(-predicted, m)
-            ok = ~decided & (predicted[np.arange(len(best)), best] <= v.deadline_ms)
-            choice = np.where(ok, best, choice)
-            decided |= ok
-        return choice
+        return edgent_indices(latency, latency.table(v.measured), v.deadline_ms, v.mask)
     return decide
 
 

@@ -8,16 +8,22 @@ Formulation (docs/policy.md has the full text):
   (allowed exits / bits from the config) restricts it further.
 - **Latency** of action ``a`` in system state ``s`` (all in ms)::
 
-      device_compute_ms(a) * device_slowdown * cpu_factor(device_load)
-      + [not local] * (payload_bits(a) / bandwidth + rtt + edge_compute_ms(a) * edge_slowdown * cpu_factor(edge_load))
+      device_compute_ms(a) * device_slowdown * device_contention + device_overhead_ms
+      + [not local] * (payload_bits(a) / bandwidth + rtt
+                       + edge_compute_ms(a) * edge_slowdown * edge_contention + remote_overhead_ms)
 
-  with ``cpu_factor(load) = 1 / (1 - min(load, max_load))``: a task that shares a CPU with a load
-  ``u`` gets the idle share ``1 - u`` (processor sharing), capped at ``1 / (1 - max_load)``.
-- **Reward**: ``accuracy(a) - latency_weight * min(latency / deadline, latency_cap)
-  - miss_penalty * [latency > deadline]``.
-- **State** (:func:`build_state`): normalized measured bandwidth, RTT, device and edge CPU load,
-  the last measured latency relative to the deadline, the deadline and a one-hot of the previous
-  action.  The simulator (:mod:`coinfer_edge.core.simulator`) feeds it *measured* values (lagged,
+  ``device_compute_ms`` / ``edge_compute_ms`` are the profile's per-frame figures (compute run once
+  per camera period, :meth:`~coinfer_device.core.profile.Profile.device_compute_ms`);
+  ``device_slowdown`` / ``edge_slowdown`` the nominal factor of each host against the profiling
+  machine; the *contention* the measured compute slowdown beyond it (1 = as profiled; the nodes
+  publish it on ``coinfer/<side>/compute_slowdown``); the two overheads the per-frame framework
+  cost measured on the running graph (image conversion, publication, DDS, executors, the answer).
+- **Reward**: ``accuracy(a) - latency_weight * min(latency / deadline, 1) - miss_penalty * [late]
+  - late_weight * log(max(latency / deadline, 1))``: strictly decreasing in latency, also past the
+  deadline, where a faster late answer is always worth more than a more accurate one.
+- **State** (:func:`build_state`): normalized measured bandwidth, RTT, device and edge compute
+  contention, the last measured latency relative to the deadline, the deadline and a one-hot of the
+  previous action.  The simulator (:mod:`coinfer_edge.core.simulator`) feeds it *measured* values (lagged,
   EWMA-smoothed, noisy) while latency and reward use the *true* current state; the oracle sees the
   true state.
 - **Deciders** (:class:`SplitPolicy`): what the policy node runs.  Each takes an
@@ -36,7 +42,7 @@ from typing import Any, Iterable, Protocol, Sequence
 
 import numpy as np
 
-from coinfer_device.core.action import Action
+from coinfer_device.core.action import FLOAT32_BITS, LOCAL_BITS, Action
 from coinfer_device.core.config import strict_from_dict
 from coinfer_device.core.profile import Profile
 
@@ -46,9 +52,10 @@ BANDWIDTH_SCALE_MBPS = 100.0
 RTT_SCALE_MS = 1000.0
 DEADLINE_SCALE_MS = 1000.0
 LATENCY_RATIO_CLIP = 4.0
+MAX_CONTENTION = 10.0
 N_STATE_SCALARS = 6
 STATE_FEATURES = ('log1p(min(bandwidth_mbps, 100))/log1p(100)', 'log1p(min(rtt_ms, 1000))/log1p(1000)',
-                  'clip(device_load, 0, 1)', 'clip(edge_load, 0, 1)',
+                  'log(clip(device_contention, 1, 10))/log(10)', 'log(clip(edge_contention, 1, 10))/log(10)',
                   'clip(recent_latency_ms/deadline_ms, 0, 4)/4 (0 = none yet)',
                   'log1p(min(deadline_ms, 1000))/log1p(1000)', 'one-hot(prev_action_index) (all 0 = none)')
 
@@ -58,7 +65,11 @@ def state_dim(n_actions: int) -> int:
     return N_STATE_SCALARS + n_actions
 
 
-def build_states(bandwidth_mbps: Any, rtt_ms: Any, device_load: Any, edge_load: Any,
+def _contention_feature(contention: Any) -> np.ndarray:
+    return np.log(np.clip(np.asarray(contention, dtype=np.float64), 1.0, MAX_CONTENTION)) / math.log(MAX_CONTENTION)
+
+
+def build_states(bandwidth_mbps: Any, rtt_ms: Any, device_contention: Any, edge_contention: Any,
                  recent_latency_ms: Any, deadline_ms: Any, prev_action_index: Any,
                  n_actions: int) -> np.ndarray:
     """Vectorized :func:`build_state`: every argument is an array of length N; returns [N, D]."""
@@ -71,8 +82,8 @@ def build_states(bandwidth_mbps: Any, rtt_ms: Any, device_load: Any, edge_load: 
     out = np.zeros((n, state_dim(n_actions)), dtype=np.float32)
     out[:, 0] = np.log1p(np.minimum(bw, BANDWIDTH_SCALE_MBPS)) / math.log1p(BANDWIDTH_SCALE_MBPS)
     out[:, 1] = np.log1p(np.minimum(rtt, RTT_SCALE_MS)) / math.log1p(RTT_SCALE_MS)
-    out[:, 2] = np.clip(device_load, 0.0, 1.0)
-    out[:, 3] = np.clip(edge_load, 0.0, 1.0)
+    out[:, 2] = _contention_feature(device_contention)
+    out[:, 3] = _contention_feature(edge_contention)
     out[:, 4] = np.clip(np.maximum(recent, 0.0) / deadline, 0.0, LATENCY_RATIO_CLIP) / LATENCY_RATIO_CLIP
     out[:, 5] = np.log1p(np.minimum(deadline, DEADLINE_SCALE_MS)) / math.log1p(DEADLINE_SCALE_MS)
     valid = (prev >= 0) & (prev < n_actions)
@@ -80,22 +91,22 @@ def build_states(bandwidth_mbps: Any, rtt_ms: Any, device_load: Any, edge_load: 
     return out
 
 
-def build_state(bandwidth_mbps: float, rtt_ms: float, device_load: float, edge_load: float,
+def build_state(bandwidth_mbps: float, rtt_ms: float, device_contention: float, edge_contention: float,
                 recent_latency_ms: float | None, deadline_ms: float, prev_action_index: int | None,
                 n_actions: int) -> np.ndarray:
     """Return the normalized policy state (float32 vector of length ``6 + n_actions``).
 
     Inputs are what the policy node measures: bandwidth estimate (Mbit/s), RTT estimate (ms), device
-    and edge CPU load (0..1), the latency of the most recent result (ms; ``None``/``0`` = none yet),
+    and edge compute contention (measured compute slowdown / the nominal one; 1 = as profiled), the latency of the most recent result (ms; ``None``/``0`` = none yet),
     the deadline (ms) and the index of the previous action in the action table (``None``/``-1`` =
     none).  Features, in order (see :data:`STATE_FEATURES`), each in [0, 1]:
-    ``log1p(min(bw, 100))/log1p(100)``, ``log1p(min(rtt, 1000))/log1p(1000)``, device load, edge load
-    (both clipped to [0, 1]), ``clip(recent/deadline, 0, 4)/4``, ``log1p(min(deadline, 1000))/log1p(1000)``,
+    ``log1p(min(bw, 100))/log1p(100)``, ``log1p(min(rtt, 1000))/log1p(1000)``, device and edge
+    contention as ``log(clip(c, 1, 10))/log(10)``, ``clip(recent/deadline, 0, 4)/4``, ``log1p(min(deadline, 1000))/log1p(1000)``,
     one-hot previous action.
     """
     recent = 0.0 if recent_latency_ms is None else recent_latency_ms
     prev = -1 if prev_action_index is None else prev_action_index
-    return build_states([bandwidth_mbps], [rtt_ms], [device_load], [edge_load], [recent], [deadline_ms],
+    return build_states([bandwidth_mbps], [rtt_ms], [device_contention], [edge_contention], [recent], [deadline_ms],
                         [prev], n_actions)[0]
 
 
@@ -104,19 +115,31 @@ def build_state(bandwidth_mbps: float, rtt_ms: float, device_load: float, edge_l
 
 @dataclass
 class RewardConfig:
-    """Reward coefficients: ``accuracy - latency_weight * min(latency/deadline, cap) - miss_penalty * miss``."""
+    """Reward coefficients (module docstring; docs/policy.md argues the defaults for a 10 Hz camera).
 
-    deadline_ms: float = 20.0
+    ``accuracy - latency_weight * min(x, 1) - miss_penalty * [x > 1] - late_weight * log(max(x, 1))``
+    with ``x = latency / deadline``.
+    """
+
+    deadline_ms: float = 100.0
     latency_weight: float = 0.05
     miss_penalty: float = 0.5
-    latency_cap: float = 4.0
+    late_weight: float = 0.25
+
+    def __post_init__(self) -> None:
+        """Refuse coefficients that would break the reward's monotonicity."""
+        if not self.deadline_ms > 0:
+            raise ValueError(f'reward.deadline_ms must be > 0, got {self.deadline_ms}')
+        for name in ('latency_weight', 'miss_penalty', 'late_weight'):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f'reward.{name} must be >= 0, got {getattr(self, name)}')
 
     def reward(self, accuracy: Any, latency_ms: Any, deadline_ms: Any = None) -> np.ndarray:
         """Return the reward of accuracy and latency arrays (broadcasting; default deadline = the config's)."""
         deadline = self.deadline_ms if deadline_ms is None else deadline_ms
         ratio = np.asarray(latency_ms, dtype=np.float64) / deadline
-        return (np.asarray(accuracy) - self.latency_weight * np.minimum(ratio, self.latency_cap)
-                - self.miss_penalty * (ratio > 1.0))
+        return (np.asarray(accuracy) - self.latency_weight * np.minimum(ratio, 1.0)
+                - self.miss_penalty * (ratio > 1.0) - self.late_weight * np.log(np.maximum(ratio, 1.0)))
 
     def to_dict(self) -> dict[str, float]:
         """Return a JSON-friendly dictionary."""
@@ -130,21 +153,34 @@ class RewardConfig:
 
 @dataclass(frozen=True)
 class SystemState:
-    """Link and CPU state (true or measured); fields may be scalars or equally shaped arrays."""
+    """Link and compute state (true or measured); fields may be scalars or equally shaped arrays.
+
+    The contentions are compute slowdowns beyond the nominal one of the host (1 = as profiled).
+    """
 
     bandwidth_mbps: Any
     rtt_ms: Any
-    device_load: Any
-    edge_load: Any
+    device_contention: Any
+    edge_contention: Any
 
 
 @dataclass
 class LatencySettings:
-    """Parameters of the latency model that are not in the profile."""
+    """Parameters of the latency model that are not in the profile (docs/policy.md).
+
+    ``device_slowdown`` / ``edge_slowdown``: each host's nominal compute time over the profile's;
+    ``device_overhead_ms``: per-frame device work outside the model and codec (image conversion,
+    bookkeeping); ``remote_overhead_ms``: per-frame framework cost of a sent frame (publication, DDS,
+    executors, the answer), both measured on the running graph; contention is clipped to
+    [``min_contention``, ``max_contention``].
+    """
 
     device_slowdown: float = 6.0
     edge_slowdown: float = 1.0
-    max_load: float = 0.9
+    device_overhead_ms: float = 0.0
+    remote_overhead_ms: float = 0.0
+    min_contention: float = 0.5
+    max_contention: float = MAX_CONTENTION
     min_bandwidth_mbps: float = 0.01
 
     @classmethod
@@ -158,7 +194,11 @@ class LatencySettings:
 
 
 def cpu_factor(load: Any, max_load: float = 0.9) -> np.ndarray:
-    """Return the compute-time multiplier ``1 / (1 - min(load, max_load))`` for a CPU load in [0, 1]."""
+    """Return the contention ``1 / (1 - min(load, max_load))`` of a CPU-bound task beside a CPU load in [0, 1].
+
+    Processor sharing: a task that shares a CPU with background work of utilisation ``u`` gets the
+    idle share ``1 - u``.  The traces describe CPU contention as such a background load.
+    """
     return 1.0 / (1.0 - np.clip(np.asarray(load, dtype=np.float64), 0.0, max_load))
 
 
@@ -182,10 +222,12 @@ class LatencyModel:
         s = self.settings
         bw = np.maximum(np.asarray(state.bandwidth_mbps, dtype=np.float64), s.min_bandwidth_mbps)[..., None]
         rtt = np.asarray(state.rtt_ms, dtype=np.float64)[..., None]
-        dev = self.device_ms * s.device_slowdown * cpu_factor(state.device_load, s.max_load)[..., None]
-        edge = self.edge_ms * s.edge_slowdown * cpu_factor(state.edge_load, s.max_load)[..., None]
+        dev_c, edge_c = (np.clip(np.asarray(c, dtype=np.float64), s.min_contention, s.max_contention)[..., None]
+                         for c in (state.device_contention, state.edge_contention))
+        dev = self.device_ms * s.device_slowdown * dev_c + s.device_overhead_ms
+        edge = self.edge_ms * s.edge_slowdown * edge_c
         # Mbit/s = 1e3 bit/ms, so bits / (bw * 1e3) is in ms.
-        remote = self.payload_bits / (bw * 1e3) + rtt + edge
+        remote = self.payload_bits / (bw * 1e3) + rtt + edge + s.remote_overhead_ms
         return dev + np.where(self.local, 0.0, remote)
 
     def latency_ms(self, action: Action, state: SystemState) -> float:
@@ -220,6 +262,36 @@ def oracle_action(profile: Profile, true_state: SystemState, reward: RewardConfi
     return latency.actions[int(masked_argmax(r, m))]
 
 
+def float_candidates(latency: LatencyModel, exits: Sequence[int] | None = None) -> np.ndarray:
+    """Return the mask of float32-or-local actions of ``exits`` (default all): what Neurosurgeon and Edgent pick from."""
+    exits_set = set(range(len(latency.profile.branch_points)) if exits is None else exits)
+    return np.array([a.exit in exits_set and a.bits in (FLOAT32_BITS, LOCAL_BITS) for a in latency.actions])
+
+
+def edgent_indices(latency: LatencyModel, predicted: np.ndarray, deadline_ms: Any, mask: np.ndarray) -> np.ndarray:
+    """Edgent-style choice: the most accurate exit whose best float32 partition meets the deadline.
+
+    ``predicted`` [N, A] is the latency the model predicts from the measured state.  For each exit
+    (most accurate first) take the partition of least predicted latency (float32 or local); choose
+    the first exit whose prediction is within the deadline, else the fastest of all.
+    """
+    n_exits = len(latency.profile.branch_points)
+    per_exit = [float_candidates(latency, [e]) for e in range(n_exits)]
+    order = sorted(range(n_exits), key=lambda e: -latency.accuracy[per_exit[e]].max())
+    choice = masked_argmax(-predicted, float_candidates(latency) & mask)
+    decided = np.zeros(len(choice), bool)
+    deadline = np.broadcast_to(np.asarray(deadline_ms, dtype=np.float64), decided.shape)
+    for e in order:
+        m = per_exit[e] & mask
+        if not m.any():
+            continue
+        best = masked_argmax(-predicted, m)
+        ok = ~decided & (predicted[np.arange(len(best)), best] <= deadline)
+        choice = np.where(ok, best, choice)
+        decided |= ok
+    return choice
+
+
 # --------------------------------------------------------------------------- deciders
 
 
@@ -233,19 +305,20 @@ class Observation:
 
     bandwidth_mbps: float
     rtt_ms: float
-    device_load: float
-    edge_load: float
+    device_contention: float
+    edge_contention: float
     recent_latency_ms: float | None
     deadline_ms: float
     prev_index: int | None = None
 
     def system_state(self) -> SystemState:
-        """Return the measured link and CPU state."""
-        return SystemState(self.bandwidth_mbps, self.rtt_ms, self.device_load, self.edge_load)
+        """Return the measured link and compute state."""
+        return SystemState(self.bandwidth_mbps, self.rtt_ms, self.device_contention, self.edge_contention)
 
     def state_vector(self, n_actions: int) -> np.ndarray:
         """Return the normalized policy state (:func:`build_state`) for an action table of ``n_actions``."""
-        return build_state(self.bandwidth_mbps, self.rtt_ms, self.device_load, self.edge_load, self.recent_latency_ms,
+        return build_state(self.bandwidth_mbps, self.rtt_ms, self.device_contention, self.edge_contention,
+                           self.recent_latency_ms,
                            self.deadline_ms, self.prev_index, n_actions)
 
 
@@ -255,6 +328,7 @@ class SplitPolicy(Protocol):
     actions: tuple[Action, ...]
     mask: np.ndarray
     reward_config: RewardConfig
+    latency_settings: LatencySettings
 
     def index_of(self, action: Action) -> int:
         """Return the index of ``action`` in :attr:`actions`."""
@@ -263,14 +337,15 @@ class SplitPolicy(Protocol):
         """Return the allowed action for ``observation`` (``mask`` further restricts the allowed set)."""
 
 
-class RuleDecider:
-    """Model-based rule: the oracle's exhaustive search (:func:`oracle_action`) on the *measured* state."""
+class _ProfileDecider:
+    """Shared parts of the rules that need no training: action table, mask, reward and latency model."""
 
     def __init__(self, profile: Profile, reward_config: RewardConfig, settings: LatencySettings | None = None,
                  mask: np.ndarray | None = None) -> None:
         self.profile = profile
         self.reward_config = reward_config
         self.latency = LatencyModel(profile, settings)
+        self.latency_settings = self.latency.settings
         self.actions = self.latency.actions
         self.mask = np.ones(len(self.actions), bool) if mask is None else np.asarray(mask, bool)
         if len(self.mask) != len(self.actions) or not self.mask.any():
@@ -280,10 +355,45 @@ class RuleDecider:
         """Return the index of ``action`` in :attr:`actions`."""
         return self.latency.index[action]
 
-    def act(self, observation: Observation, mask: np.ndarray | None = None) -> Action:
-        """Return the reward-maximizing allowed action for the measured state and deadline of ``observation``."""
+    def _allowed(self, mask: np.ndarray | None) -> np.ndarray:
         m = self.mask if mask is None else self.mask & np.asarray(mask, bool)
         if not m.any():
             raise ValueError('mask excludes every action')
+        return m
+
+
+class RuleDecider(_ProfileDecider):
+    """Model-based rule: the oracle's exhaustive search (:func:`oracle_action`) on the *measured* state."""
+
+    def act(self, observation: Observation, mask: np.ndarray | None = None) -> Action:
+        """Return the reward-maximizing allowed action for the measured state and deadline of ``observation``."""
         return oracle_action(self.profile, observation.system_state(), self.reward_config, self.latency,
-                             observation.deadline_ms, m)
+                             observation.deadline_ms, self._allowed(mask))
+
+
+class FixedDecider(_ProfileDecider):
+    """Always the same action (a fixed split: a baseline of the live comparison)."""
+
+    def __init__(self, profile: Profile, action: Action, reward_config: RewardConfig,
+                 settings: LatencySettings | None = None) -> None:
+        super().__init__(profile, reward_config, settings)
+        if action not in self.latency.index:
+            raise ValueError(f'{action.label()} is not an action of the profile '
+                             f'(branch points {profile.branch_points}, bits {profile.bits_choices})')
+        self.action = action
+
+    def act(self, observation: Observation, mask: np.ndarray | None = None) -> Action:
+        """Return the fixed action (a ``mask`` that excludes it is an error: a fixed split has no second choice)."""
+        if not self._allowed(mask)[self.latency.index[self.action]]:
+            raise ValueError(f'mask excludes the fixed action {self.action.label()}')
+        return self.action
+
+
+class EdgentDecider(_ProfileDecider):
+    """Edgent-style rule (:func:`edgent_indices`) on the measured state of each observation."""
+
+    def act(self, observation: Observation, mask: np.ndarray | None = None) -> Action:
+        """Return the Edgent-style choice for the measured state and deadline of ``observation``."""
+        predicted = self.latency.table(observation.system_state())[None, :]
+        index = edgent_indices(self.latency, predicted, [observation.deadline_ms], self._allowed(mask))
+        return self.actions[int(index[0])]

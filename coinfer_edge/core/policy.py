@@ -14,7 +14,7 @@ that path imports torch (``torch.load(weights_only=True)``).
 Usage in a node::
 
     policy = TrainedPolicy.load()            # shipped policy, checked against the shipped profile
-    obs = Observation(bw_mbps, rtt_ms, dev_load, edge_load, last_latency_ms, deadline_ms, prev_index)
+    obs = Observation(bw_mbps, rtt_ms, device_contention, edge_contention, last_latency_ms, deadline_ms, prev_index)
     action = policy.act(obs)                 # Action(exit, partition, bits), greedy, masked
     prev_index = policy.index_of(action)
 
@@ -35,13 +35,14 @@ from coinfer_device.core.action import Action
 from coinfer_device.core.paths import assets_dir
 from coinfer_device.core.profile import Profile, ProfileError
 from coinfer_device.core.sidecar import read_sidecar_metadata, sha256_file
-from coinfer_edge.core.decision import N_STATE_SCALARS, STATE_FEATURES, Observation, RewardConfig, state_dim
+from coinfer_edge.core.decision import (N_STATE_SCALARS, STATE_FEATURES, LatencySettings, Observation, RewardConfig,
+                                        state_dim)
 
 if TYPE_CHECKING:  # the simulator is for training and evaluation; the policy node never loads it
     from coinfer_edge.core.simulator import Decider, StepView
 
 POLICY_FORMAT = 'coinfer-policy'
-POLICY_VERSION = 1
+POLICY_VERSION = 2  # 2: contention (measured compute slowdown) in the state, reward monotone past the deadline
 WEIGHTS_SUFFIX = '.safetensors'
 LEGACY_SUFFIX = '.pt'
 
@@ -124,6 +125,11 @@ class TrainedPolicy:
     def state_dim(self) -> int:
         """Return the expected state length (``6 + len(actions)``)."""
         return state_dim(len(self.actions))
+
+    @property
+    def latency_settings(self) -> LatencySettings:
+        """Return the latency model the policy was trained with (its nominal slowdowns scale the measured ones)."""
+        return LatencySettings.from_dict(self.metadata.get('latency_model') or {})
 
     @property
     def agent(self) -> str:

@@ -36,7 +36,7 @@ from coinfer_device.core.action import Action
 from coinfer_device.core.profile import Profile
 from coinfer_device.core.records import FALLBACK_NONE, NS_PER_S
 from coinfer_device.core.recording import Recording, Streams
-from coinfer_edge.core.decision import RewardConfig, build_states
+from coinfer_edge.core.decision import LatencySettings, RewardConfig, build_states
 from coinfer_edge.core.traces import Trace
 
 TRACE_TOPICS = (bags.BANDWIDTH, bags.RTT, bags.DEVICE_LOAD, bags.EDGE_LOAD)
@@ -247,11 +247,18 @@ def read_transitions(path: Path | str) -> list[Transition]:
     return out
 
 
+def contention(slowdown: Sequence[float], nominal: float) -> np.ndarray:
+    """Return measured compute slowdowns as contention (``slowdown / nominal``; not measured = 1, as the node does)."""
+    c = np.asarray(slowdown, dtype=np.float64) / nominal
+    return np.where(np.isfinite(c), c, 1.0)
+
+
 def replay_arrays(transitions: Sequence[Transition], actions: Sequence[Action], reward: RewardConfig,
-                  profile: Profile) -> dict[str, np.ndarray]:
+                  profile: Profile, latency: LatencySettings | None = None) -> dict[str, np.ndarray]:
     """Return states, action indices, rewards and next states for a replay buffer.
 
-    States are :func:`~coinfer_edge.core.decision.build_states` of the logged observations; rewards are
+    States are :func:`~coinfer_edge.core.decision.build_states` of the logged observations (the
+    contention is the logged compute slowdown over ``latency``'s nominal one); rewards are
     recomputed with ``reward`` (the objective being trained) from the profile's accuracy and the
     measured latency.  Transitions whose action is not in ``actions`` are left out.
     """
@@ -261,10 +268,14 @@ def replay_arrays(transitions: Sequence[Transition], actions: Sequence[Action], 
     prev = [index.get(t.prev_action, -1) if t.prev_action else -1 for t in kept]
     act = np.array([index[t.action] for t in kept], dtype=np.int64)
 
+    latency = latency or LatencySettings()
+
     def states(prefix: str, prev_index: Sequence[int]) -> np.ndarray:
         col = {k: [getattr(t, prefix + k) for t in kept] for k in
-               ('bandwidth_mbps', 'rtt_ms', 'device_load', 'edge_load', 'recent_latency_ms')}
-        return build_states(col['bandwidth_mbps'], col['rtt_ms'], col['device_load'], col['edge_load'],
+               ('bandwidth_mbps', 'rtt_ms', 'device_slowdown', 'edge_slowdown', 'recent_latency_ms')}
+        return build_states(col['bandwidth_mbps'], col['rtt_ms'],
+                            contention(col['device_slowdown'], latency.device_slowdown),
+                            contention(col['edge_slowdown'], latency.edge_slowdown),
                             col['recent_latency_ms'], [t.deadline_ms for t in kept], prev_index, n)
 
     acc = np.array([profile.accuracy_of(t.action) for t in kept])

@@ -24,7 +24,7 @@ import numpy as np
 from coinfer_device.core.config import strict_from_dict
 from coinfer_device.core.profile import Profile
 from coinfer_edge.core.decision import (LatencyModel, LatencySettings, RewardConfig, SystemState, action_mask,
-                                        build_states, masked_argmax, state_dim)
+                                        build_states, cpu_factor, masked_argmax, state_dim)
 from coinfer_edge.core.traces import Trace
 
 
@@ -37,7 +37,7 @@ class EnvConfig:
     obs_lag_steps: int = 1
     obs_ewma: float = 0.5
     obs_noise: float = 0.1
-    load_noise: float = 0.03
+    contention_noise: float = 0.05
     deadlines_ms: list[float] = field(default_factory=list)
     allowed_exits: list[int] | None = None
     allowed_bits: list[int] | None = None
@@ -69,7 +69,10 @@ Decider = Callable[[StepView], np.ndarray]
 
 
 class TraceBank:
-    """Traces concatenated into flat arrays, with every action's true latency precomputed."""
+    """Traces concatenated into flat arrays, with every action's true latency precomputed.
+
+    A trace's CPU loads become compute contention by processor sharing (:func:`cpu_factor`).
+    """
 
     def __init__(self, traces: Sequence[Trace], latency: LatencyModel) -> None:
         if not traces:
@@ -79,8 +82,9 @@ class TraceBank:
         self.offsets = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
         self.bw = np.concatenate([t.bandwidth_mbps for t in traces])
         self.rtt = np.concatenate([t.rtt_ms for t in traces])
-        self.dev = np.concatenate([t.device_load for t in traces])
-        self.edge = np.concatenate([t.edge_load for t in traces])
+        max_load = 1.0 - 1.0 / latency.settings.max_contention
+        self.dev = cpu_factor(np.concatenate([t.device_load for t in traces]), max_load)
+        self.edge = cpu_factor(np.concatenate([t.edge_load for t in traces]), max_load)
         self.latency = latency.table(SystemState(self.bw, self.rtt, self.dev, self.edge)).astype(np.float32)
 
     def true_state(self, idx: np.ndarray) -> SystemState:
@@ -89,7 +93,7 @@ class TraceBank:
 
 
 class _Estimator:
-    """Measured state of N environments: EWMA of lagged, noisy samples (what a monitor node reports)."""
+    """Measured state of N environments: EWMA of lagged, noisy samples (what the monitor nodes report)."""
 
     def __init__(self, cfg: EnvConfig, n: int) -> None:
         self.cfg = cfg
@@ -98,10 +102,10 @@ class _Estimator:
     def sample(self, bank: TraceBank, idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         cfg = self.cfg
         s = bank.true_state(idx)
-        rel = np.exp(cfg.obs_noise * rng.standard_normal((2, len(idx))))
-        loads = np.clip(np.stack([s.device_load, s.edge_load]) + cfg.load_noise
-                        * rng.standard_normal((2, len(idx))), 0.0, 1.0)
-        return np.concatenate([np.stack([s.bandwidth_mbps, s.rtt_ms]) * rel, loads])
+        link = np.stack([s.bandwidth_mbps, s.rtt_ms]) * np.exp(cfg.obs_noise * rng.standard_normal((2, len(idx))))
+        compute = (np.stack([s.device_contention, s.edge_contention])
+                   * np.exp(cfg.contention_noise * rng.standard_normal((2, len(idx)))))
+        return np.concatenate([link, compute])
 
     def reset(self, envs: np.ndarray, bank: TraceBank, idx: np.ndarray, rng: np.random.Generator) -> None:
         self.values[:, envs] = self.sample(bank, idx, rng)
@@ -166,7 +170,7 @@ class CoInferenceEnv:
     def observe(self) -> np.ndarray:
         """Return the current normalized states [N, D]."""
         m = self.est.state()
-        return build_states(m.bandwidth_mbps, m.rtt_ms, m.device_load, m.edge_load, self.recent_latency,
+        return build_states(m.bandwidth_mbps, m.rtt_ms, m.device_contention, m.edge_contention, self.recent_latency,
                             self.deadline, self.prev_action, self.n_actions)
 
     def view(self) -> StepView:
@@ -244,8 +248,8 @@ def rollout(decider: Decider, profile: Profile, traces: Sequence[Trace], reward:
         active = np.nonzero(t < steps)[0]
         flat = bank.offsets + np.minimum(t + lag, bank.lengths - 1)
         m = est.state()
-        view = StepView(build_states(m.bandwidth_mbps, m.rtt_ms, m.device_load, m.edge_load, recent, deadline,
-                                     prev, n_act),
+        view = StepView(build_states(m.bandwidth_mbps, m.rtt_ms, m.device_contention, m.edge_contention, recent,
+                                     deadline, prev, n_act),
                         m, bank.true_state(flat), bank.latency[flat].astype(np.float64), deadline.copy(), mask)
         a = np.asarray(decider(view), dtype=np.int64)
         if np.any(~mask[a[active]]):

@@ -188,6 +188,22 @@ def cpu_load_bursts(rng: np.random.Generator, n: int, dt_s: float, base: float =
     return np.clip(load + noise * rng.standard_normal(n), 0.0, MAX_LOAD)
 
 
+def link_outages(rng: np.random.Generator, bandwidth_mbps: np.ndarray, dt_s: float, rate_hz: float = 0.02,
+                 mean_outage_s: float = 4.0, floor_mbps: float = 0.02) -> np.ndarray:
+    """Return ``bandwidth_mbps`` with outages: Poisson-arriving spells of ``floor_mbps`` of exponential length."""
+    out = np.array(bandwidth_mbps, dtype=np.float64)
+    p_start = min(1.0, rate_hz * dt_s)
+    t = 0
+    while t < len(out):
+        if rng.random() < p_start:
+            length = max(1, int(rng.exponential(mean_outage_s) / dt_s))
+            out[t:t + length] = floor_mbps
+            t += length
+        else:
+            t += 1
+    return out
+
+
 def rtt_process(rng: np.random.Generator, n: int, base_ms: float = 3.0, jitter_ms: float = 1.0,
                 rho: float = 0.9) -> np.ndarray:
     """RTT in ms: ``base_ms`` plus the absolute value of an AR(1) jitter with std ``jitter_ms``."""
@@ -235,7 +251,7 @@ def complete(name: str, dt_s: float, bandwidth_mbps: np.ndarray, rtt_ms: np.ndar
     return Trace(name, dt_s, bandwidth_mbps, rtt_ms, device_load, edge_load, source)
 
 
-SCENARIOS = ('wifi_markov', 'wifi_rayleigh', 'wifi_steps', 'cellular_like')
+SCENARIOS = ('wifi_markov', 'wifi_rayleigh', 'wifi_steps', 'cellular_like', 'lte_like', 'wifi_outages')
 
 
 def synthetic_trace(kind: str, rng: np.random.Generator, duration_s: float, dt_s: float,
@@ -243,7 +259,9 @@ def synthetic_trace(kind: str, rng: np.random.Generator, duration_s: float, dt_s
     """Generate one synthetic trace of scenario ``kind`` (see :data:`SCENARIOS`).
 
     WiFi-like scenarios span 1-50 Mbit/s with RTT of a few ms; ``cellular_like`` spans 0.1-5 Mbit/s
-    with 30-80 ms RTT.  Every trace has device and edge CPU-load bursts.
+    with 30-80 ms RTT; ``lte_like`` pairs high bandwidth (3-60 Mbit/s, a measured LTE uplink's
+    range) with a high RTT (30-90 ms); ``wifi_outages`` is ``wifi_steps`` with link outages
+    (:func:`link_outages`).  Every trace has device and edge CPU-load bursts.
     """
     n = max(1, int(round(duration_s / dt_s)))
     if kind == 'wifi_markov':
@@ -256,9 +274,15 @@ def synthetic_trace(kind: str, rng: np.random.Generator, duration_s: float, dt_s
                                         mean_snr_db=rng.uniform(3.0, 20.0),
                                         doppler_hz=rng.uniform(0.3, 3.0), max_mbps=50.0)
         rtt = rtt_process(rng, n, rng.uniform(1.0, 5.0), rng.uniform(0.5, 3.0))
-    elif kind == 'wifi_steps':
+    elif kind in ('wifi_steps', 'wifi_outages'):
         bw = step_bandwidth(rng, n, dt_s, low_mbps=1.0, high_mbps=50.0)
         rtt = rtt_process(rng, n, rng.uniform(1.0, 8.0), rng.uniform(0.5, 3.0))
+        if kind == 'wifi_outages':
+            bw = link_outages(rng, bw, dt_s, rate_hz=rng.uniform(0.01, 0.05), mean_outage_s=rng.uniform(2.0, 8.0))
+    elif kind == 'lte_like':
+        levels = np.geomspace(rng.uniform(3.0, 8.0), rng.uniform(25.0, 60.0), 4)
+        bw = markov_bandwidth(rng, n, dt_s, levels, mean_dwell_s=rng.uniform(2.0, 8.0), jitter=0.2)
+        rtt = rtt_process(rng, n, rng.uniform(30.0, 70.0), rng.uniform(5.0, 20.0))
     elif kind == 'cellular_like':
         levels = np.geomspace(rng.uniform(0.1, 0.5), rng.uniform(2.0, 5.0), 4)
         bw = markov_bandwidth(rng, n, dt_s, levels, mean_dwell_s=rng.uniform(2.0, 8.0), jitter=0.3)
@@ -270,6 +294,56 @@ def synthetic_trace(kind: str, rng: np.random.Generator, duration_s: float, dt_s
     edge = cpu_load_bursts(rng, n, dt_s, base=rng.uniform(0.0, 0.3), burst_low=0.3, burst_high=0.85,
                            burst_rate_hz=rng.uniform(0.01, 0.06), mean_burst_s=rng.uniform(3.0, 10.0))
     return Trace(name or kind, dt_s, np.maximum(bw, 0.0), rtt, dev, edge, source=f'synthetic:{kind}')
+
+
+STRESS_REGIMES = ('lte_fast_far', 'outage_cycle', 'cpu_storm', 'fast_link_busy_edge')
+
+
+def stress_trace(kind: str, rng: np.random.Generator, duration_s: float, dt_s: float, name: str | None = None) -> Trace:
+    """Generate one stress regime (see :data:`STRESS_REGIMES`), the corner cases a policy must not fail in.
+
+    - ``lte_fast_far``: a steady 30-60 Mbit/s link with a 40-60 ms RTT (high bandwidth, high RTT);
+    - ``outage_cycle``: a good WiFi link (20-40 Mbit/s, 2 ms) cut to 0.02 Mbit/s for 3-6 s every 10-15 s;
+    - ``cpu_storm``: a medium link (5-15 Mbit/s, 5 ms) with the device CPU loaded 0.8-0.95 half the time;
+    - ``fast_link_busy_edge``: a 20-50 Mbit/s, 2 ms link with the edge CPU loaded 0.8-0.95 half the time.
+    """
+    n = max(1, int(round(duration_s / dt_s)))
+    idle = np.full(n, 0.05)
+
+    def spells(on_s: tuple[float, float], off_s: tuple[float, float]) -> np.ndarray:
+        mask, t = np.zeros(n, bool), int(rng.uniform(*off_s) / dt_s)
+        while t < n:
+            length = int(rng.uniform(*on_s) / dt_s)
+            mask[t:t + length] = True
+            t += length + int(rng.uniform(*off_s) / dt_s)
+        return mask
+
+    jitter = np.exp(0.1 * rng.standard_normal(n))
+    dev, edge = idle.copy(), idle.copy()
+    if kind == 'lte_fast_far':
+        bw = rng.uniform(30.0, 60.0) * jitter
+        rtt = rtt_process(rng, n, rng.uniform(40.0, 60.0), 5.0)
+    elif kind == 'outage_cycle':
+        bw = np.where(spells((3.0, 6.0), (10.0, 15.0)), 0.02, rng.uniform(20.0, 40.0) * jitter)
+        rtt = rtt_process(rng, n, 2.0, 1.0)
+    elif kind == 'cpu_storm':
+        bw = rng.uniform(5.0, 15.0) * jitter
+        rtt = rtt_process(rng, n, 5.0, 1.0)
+        dev = np.where(spells((4.0, 10.0), (4.0, 10.0)), rng.uniform(0.8, 0.95, n), idle)
+    elif kind == 'fast_link_busy_edge':
+        bw = rng.uniform(20.0, 50.0) * jitter
+        rtt = rtt_process(rng, n, 2.0, 1.0)
+        edge = np.where(spells((4.0, 10.0), (4.0, 10.0)), rng.uniform(0.8, 0.95, n), idle)
+    else:
+        raise ValueError(f'unknown stress regime {kind!r}; choose from {STRESS_REGIMES}')
+    return Trace(name or kind, dt_s, bw, rtt, dev, edge, source=f'stress:{kind}')
+
+
+def stress_suite(seed: int, per_regime: int, duration_s: float, dt_s: float) -> list[Trace]:
+    """Return ``per_regime`` traces of every stress regime, all from one seed."""
+    rng = np.random.default_rng(seed)
+    return [stress_trace(kind, rng, duration_s, dt_s, name=f'stress{seed}-{i:02d}-{kind}')
+            for i in range(per_regime) for kind in STRESS_REGIMES]
 
 
 def synthetic_suite(seed: int, count: int, duration_s: float, dt_s: float,

@@ -1,16 +1,21 @@
 # Copyright 2026 The coinfer authors
 # SPDX-License-Identifier: Apache-2.0
-"""Policy node: chooses ``(exit, partition, bits)`` from the measured link and CPU state.
+"""Policy node: chooses ``(exit, partition, bits)`` from the measured link and compute state.
 
 Subscribes ``coinfer/link/bandwidth_mbps``, ``coinfer/link/rtt_ms``,
-``coinfer/device/cpu_load``, ``coinfer/edge/cpu_load`` and ``coinfer/result`` (latency of
-the newest frame) and publishes ``coinfer/decision`` at ``rate_hz``:
+``coinfer/device/compute_slowdown``, ``coinfer/edge/compute_slowdown`` (CPU contention as the
+pipeline measures it; the state holds it over the policy's nominal slowdown of each host, 1 until
+measured) and ``coinfer/result`` (latency of the newest frame) and publishes ``coinfer/decision``
+at ``rate_hz``:
 
 * ``policy: sacd`` (default): the trained discrete SAC policy
   (``coinfer_edge/assets/sacd_policy.safetensors`` unless ``policy_path``) acting greedily on
   :func:`coinfer_edge.core.decision.build_state`;
 * ``policy: rule``: model-based exhaustive search over the profile's actions, using the
-  latency model of :mod:`coinfer_edge.core.decision` with the measured state.
+  latency model of :mod:`coinfer_edge.core.decision` with the measured state;
+* ``policy: edgent``: the Edgent-style rule (most accurate exit whose best float32 split is
+  predicted to meet the deadline) and ``policy: fixed``: always ``fixed_action`` -- the
+  baselines of the live comparison (``coinfer-demo --compare``).
 
 Both are a :class:`coinfer_edge.core.decision.SplitPolicy` fed the same
 :class:`~coinfer_edge.core.decision.Observation`.  Nothing here imports torch.
@@ -42,19 +47,30 @@ from coinfer_device.ros.diagnostics import DIAGNOSTIC_PARAMS, Diagnostics, Frequ
 from coinfer_device.ros.runtime import LIFECYCLE_PARAMS, ManagedNode, StartupError, run_node
 from coinfer_device.core import records as rec
 from coinfer_device.ros import messages as m
-from coinfer_edge.core.decision import LatencySettings, Observation, RewardConfig, RuleDecider, SplitPolicy
+from coinfer_device.core.action import Action
+from coinfer_edge.core.decision import (EdgentDecider, FixedDecider, LatencySettings, Observation, RewardConfig,
+                                        RuleDecider, SplitPolicy)
 from coinfer_edge.core.policy import PolicyError, TrainedPolicy
 
 QOS = (rp.QosDefault('decision', 'coinfer/decision', 'reliable', 1, 'transient_local'),
-       rp.QosDefault('telemetry', 'coinfer/link/* and coinfer/*/cpu_load', 'best_effort', 1),
+       rp.QosDefault('telemetry', 'coinfer/link/* and coinfer/*/compute_slowdown', 'best_effort', 1),
        rp.QosDefault('result', 'coinfer/result', 'best_effort', 10))
 REPORT_EVERY_S = 30.0
+POLICIES = ('sacd', 'rule', 'edgent', 'fixed')
+
+
+def _fixed_action_check(value: list[int]) -> str | None:
+    return None if len(value) == 3 else f'must be [exit, partition, bits], got {list(value)}'
+
+
 _REWARD = RewardConfig()
 _LATENCY = LatencySettings()
 
 PARAMS = [
-    rp.Param('policy', 'sacd', "'sacd' = trained SAC-d policy, 'rule' = exhaustive search with the latency model",
-             choices=('sacd', 'rule')),
+    rp.Param('policy', 'sacd', "'sacd' = trained SAC-d policy, 'rule' = exhaustive search with the latency model, "
+             "'edgent' = Edgent-style rule, 'fixed' = always fixed_action", choices=POLICIES),
+    rp.Param('fixed_action', [-1, -1, -1], "policy 'fixed': [exit, partition, bits]; a local action is "
+             "[exit, the exit's branch point, 0]", check=_fixed_action_check),
     rp.Param('policy_path', '', "Trained policy (.safetensors, or a legacy .pt, with its .json); "
              "'' = coinfer_edge/assets/sacd_policy.safetensors"),
     rp.Param('profile_path', '', "Machine profile JSON; '' = the shipped coinfer_device/assets/profile_x86_64.json"),
@@ -68,14 +84,16 @@ PARAMS = [
     rp.Param('rule.latency_weight', _REWARD.latency_weight, 'rule: weight of latency/deadline in the reward',
              lo=0.0, hi=1e3),
     rp.Param('rule.miss_penalty', _REWARD.miss_penalty, 'rule: penalty of a deadline miss', lo=0.0, hi=1e3),
-    rp.Param('rule.latency_cap', _REWARD.latency_cap, 'rule: cap of latency/deadline in the reward', lo=0.0,
-             hi=1e3),
+    rp.Param('rule.late_weight', _REWARD.late_weight, 'rule: weight of log(latency/deadline) past the deadline',
+             lo=0.0, hi=1e3),
     rp.Param('latency.device_slowdown', _LATENCY.device_slowdown, 'rule: robot CPU time / profiling machine time',
              lo=0.01, hi=1e3),
     rp.Param('latency.edge_slowdown', _LATENCY.edge_slowdown, 'rule: edge CPU time / profiling machine time',
              lo=0.01, hi=1e3),
-    rp.Param('latency.max_load', _LATENCY.max_load, 'rule: CPU load cap of the slowdown 1/(1-load)', lo=0.0,
-             hi=0.99),
+    rp.Param('latency.device_overhead_ms', -1.0, "rule: per-frame device work outside the model; -1 = the "
+             "profile's measured value (settings.latency), else 0", lo=-1.0, hi=1e4, unit='ms'),
+    rp.Param('latency.remote_overhead_ms', -1.0, "rule: per-frame framework cost of a sent frame; -1 = the "
+             "profile's measured value (settings.latency), else 0", lo=-1.0, hi=1e4, unit='ms'),
 ] + rp.qos_params(QOS) + LIFECYCLE_PARAMS + DIAGNOSTIC_PARAMS
 
 
@@ -109,11 +127,14 @@ class PolicyNode(ManagedNode):
         except (ProfileError, PolicyError) as exc:
             hint = ' (or run with -p policy:=rule)' if self.p['policy'] == 'sacd' else ''
             raise StartupError(f'{exc}{hint}') from exc
+        except ValueError as exc:  # a fixed action the profile does not have
+            raise StartupError(f'fixed_action: {exc}') from exc
         self.actions = self.policy.actions
         self.deadline_ms = self.p['deadline_ms'] or self.policy.reward_config.deadline_ms
         self.pub = self.own(rp.create_publisher(self, Int32MultiArray, 'coinfer/decision', self.p, 'decision'))
         for key, topic in (('bandwidth_mbps', 'coinfer/link/bandwidth_mbps'), ('rtt_ms', 'coinfer/link/rtt_ms'),
-                           ('device_load', 'coinfer/device/cpu_load'), ('edge_load', 'coinfer/edge/cpu_load')):
+                           ('device_slowdown', 'coinfer/device/compute_slowdown'),
+                           ('edge_slowdown', 'coinfer/edge/compute_slowdown')):
             self.own(rp.create_subscription(self, Float32, topic, lambda msg, k=key: self._on_input(k, msg.data),
                                             self.p, 'telemetry'))
         self.own(rp.create_subscription(self, JointState, 'coinfer/result', self._on_result, self.p, 'result'))
@@ -139,10 +160,20 @@ class PolicyNode(ManagedNode):
             policy = TrainedPolicy.load(self.p['policy_path'] or None, self.profile,
                                         check_profile=self.p['check_profile'])
             return policy, str(policy.path)
+        if self.p['policy'] == 'fixed' and list(self.p['fixed_action']) == [-1, -1, -1]:
+            raise ValueError("policy 'fixed' needs [exit, partition, bits]")
         reward = RewardConfig(deadline_ms=_REWARD.deadline_ms, latency_weight=self.p['rule.latency_weight'],
-                              miss_penalty=self.p['rule.miss_penalty'], latency_cap=self.p['rule.latency_cap'])
+                              miss_penalty=self.p['rule.miss_penalty'], late_weight=self.p['rule.late_weight'])
+        measured = self.profile.settings.get('latency') or {}
+        overheads = {k: self.p[f'latency.{k}'] if self.p[f'latency.{k}'] >= 0 else float(measured.get(k, 0.0))
+                     for k in ('device_overhead_ms', 'remote_overhead_ms')}
         settings = LatencySettings(device_slowdown=self.p['latency.device_slowdown'],
-                                   edge_slowdown=self.p['latency.edge_slowdown'], max_load=self.p['latency.max_load'])
+                                   edge_slowdown=self.p['latency.edge_slowdown'], **overheads)
+        if self.p['policy'] == 'fixed':
+            action = Action(*(int(v) for v in self.p['fixed_action']))
+            return FixedDecider(self.profile, action, reward, settings), f'fixed {action.label()}'
+        if self.p['policy'] == 'edgent':
+            return EdgentDecider(self.profile, reward, settings), 'Edgent-style rule'
         return RuleDecider(self.profile, reward, settings), 'exhaustive search (rule)'
 
     def ready_summary(self) -> str:
@@ -174,7 +205,10 @@ class PolicyNode(ManagedNode):
             if self.p['wait_for_link']:
                 return
             bw, rtt = bw or 0.0, rtt or 0.0
-        observation = Observation(bw, rtt, self._value('device_load', 0.0), self._value('edge_load', 0.0),
+        nominal = self.policy.latency_settings
+        observation = Observation(bw, rtt, self._value('device_slowdown', nominal.device_slowdown)
+                                  / nominal.device_slowdown,
+                                  self._value('edge_slowdown', nominal.edge_slowdown) / nominal.edge_slowdown,
                                   self._value('recent_latency_ms', None), self.deadline_ms, self.prev_index)
         action = self.policy.act(observation)
         self.pub.publish(m.make_decision_msg(action))
@@ -205,7 +239,7 @@ class PolicyNode(ManagedNode):
                                   if self.decide_ms else 0.0,
                                   'decision_latency_max_ms': self.decide_max_ms}
         stale = []
-        for key in ('bandwidth_mbps', 'rtt_ms', 'device_load', 'edge_load', 'recent_latency_ms'):
+        for key in ('bandwidth_mbps', 'rtt_ms', 'device_slowdown', 'edge_slowdown', 'recent_latency_ms'):
             item = self.inputs.get(key)
             values[key] = 'none yet' if item is None else item[0]
             if item is None or now - item[1] > self.p['telemetry_stale_s']:

@@ -48,12 +48,13 @@ def transitions_from(paths: Sequence[Path | str], profile: Profile, reward: Rewa
 
 
 def seed_replay(buffer: ReplayBuffer, transitions: Sequence[Transition], actions: Sequence[Any],
-                mask: np.ndarray, reward: RewardConfig, profile: Profile) -> int:
+                mask: np.ndarray, reward: RewardConfig, profile: Profile,
+                latency: LatencySettings | None = None) -> int:
     """Add the logged transitions whose action is allowed to ``buffer``; return how many were added.
 
     They are stored like the simulator's own: ``done`` = 0 (a decision never ends the problem).
     """
-    arrays = replay_arrays(transitions, actions, reward, profile)
+    arrays = replay_arrays(transitions, actions, reward, profile, latency)
     keep = mask[arrays['actions']]
     n = int(keep.sum())
     if n:

@@ -7,6 +7,11 @@ as mean +- std), DQN (same budget), greedy-on-measured-state (the oracle's searc
 measurements: the best a memoryless policy could do), best fixed action (chosen on the training
 traces), device-only, edge-only (raw input at 8 bits), Neurosurgeon-style, Edgent-style, random.
 
+Also per trace: the mean reward of SAC-d (first policy) against the best fixed action, and the
+oracle's and SAC-d's choices grouped as on-device / raw input / intermediate partition and by bits
+(is the problem degenerate?).  ``--traces stress`` adds the stress regimes
+(:data:`coinfer_edge.core.traces.STRESS_REGIMES`).
+
 Writes to ``--out``: ``results.json`` (all numbers), ``table.md``, ``latency_cdf.png``,
 ``decisions.png`` (one trace over time) and ``oracle_actions.png`` (action histograms).
 
@@ -30,6 +35,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from coinfer_device.core.action import Action
 from coinfer_device.core.bags import BagError
 from coinfer_device.core.profile import Profile
 from coinfer_edge.core import baselines
@@ -54,6 +60,31 @@ def metrics(runs: Sequence[Rollout]) -> dict[str, float]:
             'miss_rate': float(cat['miss'].mean()),
             'miss_rate_feasible': float(cat['miss'][feas].mean()) if feas.any() else float('nan'),
             'feasible_fraction': float(feas.mean()), 'steps': int(len(feas))}
+
+
+def where_of(action: Action, profile: Profile) -> str:
+    """Return where an action computes: ``on-device``, ``raw input`` (partition 0) or ``intermediate``."""
+    return 'on-device' if profile.is_local(action) else 'raw input' if action.partition == 0 else 'intermediate'
+
+
+def grouped_shares(runs: Sequence[Rollout], actions: Sequence[Action], profile: Profile) -> dict[str, dict[str, float]]:
+    """Return the share of steps per place (:func:`where_of`) and per bit width (``local`` when not sent)."""
+    chosen = [actions[int(i)] for r in runs for i in r.action]
+    n = max(1, len(chosen))
+    where = Counter(where_of(a, profile) for a in chosen)
+    bits = Counter('local' if profile.is_local(a) else f'{a.bits} bit' for a in chosen)
+    return {'where': {k: v / n for k, v in where.most_common()}, 'bits': {k: v / n for k, v in bits.most_common()}}
+
+
+def per_trace_versus(policy: Sequence[Rollout], reference: Sequence[Rollout]) -> list[dict[str, Any]]:
+    """Return per trace the mean reward of ``policy`` and ``reference`` (same traces, same order)."""
+    return [{'trace': p.trace, 'policy': float(p.reward.mean()), 'reference': float(r.reward.mean()),
+             'margin': float(p.reward.mean() - r.reward.mean())} for p, r in zip(policy, reference)]
+
+
+def format_shares(shares: dict[str, dict[str, float]]) -> str:
+    """Return ``on-device 40.1%, raw input 30.0%, ... | 8 bit 20.0%, ...``."""
+    return ' | '.join(', '.join(f'{k} {100 * v:.1f}%' for k, v in part.items()) for part in shares.values())
 
 
 def summarize(per_seed: list[dict[str, float]]) -> dict[str, Any]:
@@ -185,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--config', default=None, help='YAML settings for trace suites (default: config/sacd_train.yaml); '
                    'reward and env settings always come from the policy file')
     p.add_argument('--traces', nargs='+', default=None,
-                   help="held-out traces: 'synthetic' (the config's test suite) and/or CSV/mahimahi files/folders; "
+                   help="held-out traces: 'synthetic' (the config's test suite), 'stress' (the stress regimes) and/or "
+                   "CSV/mahimahi files/folders; "
                    "default 'synthetic' unless --traces-from is given")
     p.add_argument('--traces-from', nargs='+', default=[], metavar='BAG',
                    help='also evaluate on the conditions recorded in these bags (one trace per bag and namespace)')
@@ -271,6 +303,16 @@ def main(argv: Sequence[str] | None = None) -> int:
           f'deadline {reward.deadline_ms:g} ms\n')
     print(table)
     print('oracle action histogram: ' + ', '.join(hist_lines))
+    shares = {n: grouped_shares(runs_of[n], lat.actions, profile) for n in ('oracle', 'SAC-d') if n in runs_of}
+    for n, sh in shares.items():
+        print(f'{n} chooses: {format_shares(sh)}')
+    versus = []
+    if 'SAC-d' in runs_of:
+        versus = per_trace_versus(runs_of['SAC-d'], runs_of[f'best fixed ({labels[fixed]})'])
+        below = [v for v in versus if v['margin'] < 0]
+        worst = min(versus, key=lambda v: v['margin'])
+        print(f'SAC-d vs best fixed per trace: below on {len(below)} of {len(versus)} traces; smallest margin '
+              f"{worst['margin']:+.4f} ({worst['trace']})")
 
     plot_latency_cdf({n: np.concatenate([r.latency_ms for r in runs_of[n]]) for n, _ in rows}, reward.deadline_ms,
                      out / 'latency_cdf.png', f'latency CDF, {label}')
@@ -286,10 +328,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     doc = {'label': label, 'traces': [t.summary() for t in test], 'profile_machine': profile.machine,
            'reward': reward.to_dict(), 'env': env.to_dict(), 'best_fixed_action': labels[fixed],
            'oracle_action_histogram': {labels[a]: c / total for a, c in oracle_hist.most_common()},
+           'grouped_choices': shares, 'sacd_vs_best_fixed_per_trace': versus,
            'results': results, 'command': ' '.join(command)}
     (out / 'results.json').write_text(json.dumps(doc, indent=1) + '\n')
+    below = sum(v['margin'] < 0 for v in versus)
     (out / 'table.md').write_text(f'## {label}\n\n' + table + '\noracle action histogram: ' + ', '.join(hist_lines)
-                                  + '\n')
+                                  + '\n' + ''.join(f'\n{n} chooses: {format_shares(sh)}\n' for n, sh in shares.items())
+                                  + (f'\nSAC-d below the best fixed action on {below} of {len(versus)} traces\n'
+                                     if versus else ''))
     print(f'wrote {out}/results.json, table.md, latency_cdf.png, decisions.png, oracle_actions.png')
     return 0
 

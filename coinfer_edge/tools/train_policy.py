@@ -50,12 +50,13 @@ from coinfer_edge.core.policy import WEIGHTS_SUFFIX, PolicyError, TrainedPolicy,
 from coinfer_edge.core.recorded import ExtractError
 from coinfer_edge.core.sac import SACConfig, train_sac
 from coinfer_edge.core.simulator import CoInferenceEnv, EnvConfig, StepView, oracle_decider, rollout
-from coinfer_edge.core.traces import SCENARIOS, Trace, TraceFill, load_traces, synthetic_suite
+from coinfer_edge.core.traces import SCENARIOS, Trace, TraceFill, load_traces, stress_suite, synthetic_suite
 from coinfer_edge.tools.bag_inputs import load_actor, seed_replay, traces_from_bags, transitions_from
 from coinfer_edge.tools import plots
 from coinfer_edge.tools.plots import pyplot
 
 SYNTHETIC = 'synthetic'
+STRESS = 'stress'  # the stress regimes of coinfer_edge.core.traces.stress_suite (evaluation only)
 
 
 @dataclass
@@ -118,7 +119,7 @@ def load_settings(path: Path | str | None = None, overrides: Sequence[str] = (),
 def synthetic_split(settings: Settings, split: str) -> list[Trace]:
     """Generate the synthetic ``train``, ``validation`` or ``test`` suite (disjoint seeds)."""
     spec = settings.traces.get(split, {})
-    defaults = {'train': (101, 40, 300.0), 'validation': (202, 8, 120.0), 'test': (303, 16, 300.0)}[split]
+    defaults = {'train': (101, 42, 300.0), 'validation': (202, 12, 120.0), 'test': (303, 18, 300.0)}[split]
     seed = int(spec.get('seed', defaults[0]))
     return synthetic_suite(seed, int(spec.get('count', defaults[1])), float(spec.get('duration_s', defaults[2])),
                            settings.env.dt_s, settings.traces.get('kinds', SCENARIOS))
@@ -146,6 +147,10 @@ def resolve_traces(specs: Sequence[str], settings: Settings, split: str) -> list
     for s in specs:
         if s == SYNTHETIC:
             out.extend(synthetic_split(settings, split))
+        elif s == STRESS:
+            spec = settings.traces.get('stress', {})
+            out.extend(stress_suite(int(spec.get('seed', 404)), int(spec.get('per_regime', 2)),
+                                    float(spec.get('duration_s', 120.0)), settings.env.dt_s))
         else:
             out.extend(load_traces([s], settings.env.dt_s, settings.fill, settings.seed))
     return out
@@ -300,7 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if base is not None:
             load_actor(agent, base)
         if replay:
-            seeded.append(seed_replay(buffer, replay, env.actions, env.mask, settings.reward, profile))
+            seeded.append(seed_replay(buffer, replay, env.actions, env.mask, settings.reward, profile,
+                                      settings.env.latency))
             print(f'replay buffer seeded with {seeded[-1]} of {len(replay)} logged transitions', flush=True)
 
     if args.agent == 'sacd':
