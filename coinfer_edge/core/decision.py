@@ -97,12 +97,12 @@ def build_state(bandwidth_mbps: float, rtt_ms: float, device_contention: float, 
     """Return the normalized policy state (float32 vector of length ``6 + n_actions``).
 
     Inputs are what the policy node measures: bandwidth estimate (Mbit/s), RTT estimate (ms), device
-    and edge compute contention (measured compute slowdown / the nominal one; 1 = as profiled), the latency of the most recent result (ms; ``None``/``0`` = none yet),
-    the deadline (ms) and the index of the previous action in the action table (``None``/``-1`` =
-    none).  Features, in order (see :data:`STATE_FEATURES`), each in [0, 1]:
-    ``log1p(min(bw, 100))/log1p(100)``, ``log1p(min(rtt, 1000))/log1p(1000)``, device and edge
-    contention as ``log(clip(c, 1, 10))/log(10)``, ``clip(recent/deadline, 0, 4)/4``, ``log1p(min(deadline, 1000))/log1p(1000)``,
-    one-hot previous action.
+    and edge compute contention (measured compute slowdown / the nominal one; 1 = as profiled), the
+    latency of the most recent result (ms; ``None``/``0`` = none yet), the deadline (ms) and the index
+    of the previous action in the action table (``None``/``-1`` = none).  Features, in order (see
+    :data:`STATE_FEATURES`), each in [0, 1]: ``log1p(min(bw, 100))/log1p(100)``,
+    ``log1p(min(rtt, 1000))/log1p(1000)``, device and edge contention as ``log(clip(c, 1, 10))/log(10)``,
+    ``clip(recent/deadline, 0, 4)/4``, ``log1p(min(deadline, 1000))/log1p(1000)``, one-hot previous action.
     """
     recent = 0.0 if recent_latency_ms is None else recent_latency_ms
     prev = -1 if prev_action_index is None else prev_action_index
@@ -263,7 +263,7 @@ def oracle_action(profile: Profile, true_state: SystemState, reward: RewardConfi
 
 
 def float_candidates(latency: LatencyModel, exits: Sequence[int] | None = None) -> np.ndarray:
-    """Return the mask of float32-or-local actions of ``exits`` (default all): what Neurosurgeon and Edgent pick from."""
+    """Return the mask of the float32-or-local actions of ``exits`` (default all): Neurosurgeon's and Edgent's set."""
     exits_set = set(range(len(latency.profile.branch_points)) if exits is None else exits)
     return np.array([a.exit in exits_set and a.bits in (FLOAT32_BITS, LOCAL_BITS) for a in latency.actions])
 

@@ -248,7 +248,7 @@ def read_transitions(path: Path | str) -> list[Transition]:
 
 
 def contention(slowdown: Sequence[float], nominal: float) -> np.ndarray:
-    """Return measured compute slowdowns as contention (``slowdown / nominal``; not measured = 1, as the node does)."""
+    """Return measured compute slowdowns over the nominal one (not measured = 1, as the policy node does)."""
     c = np.asarray(slowdown, dtype=np.float64) / nominal
     return np.where(np.isfinite(c), c, 1.0)
 

@@ -23,6 +23,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
@@ -32,9 +33,13 @@ import yaml
 from coinfer_device.core.checkpoint import default_checkpoint
 from coinfer_device.core.link_emulator import BandwidthSchedule
 from coinfer_device.core.paths import assets_dir
+from coinfer_device.core.action import Action
 from coinfer_device.core.slowdown import Calibration, matched_slowdown, per_frame_ms
 from coinfer_device.core import records as rec
-from coinfer_edge.demo.report import (FrameRecord, format_summary, summarize, write_plots, write_records,
+from coinfer_edge.core.decision import RewardConfig
+from coinfer_edge.demo.compare import (DEFAULT_POLICIES, CompareError, PolicyRun, adaptation_times, format_comparison,
+                                       live_metrics, policy_runs, worst_adaptation_s, write_comparison_plots)
+from coinfer_edge.demo.report import (FrameRecord, jsonable, format_summary, summarize, write_plots, write_records,
                                       write_summary)
 from coinfer_edge.core.policy import default_policy_path
 from coinfer_edge.demo.graph import DOMAIN_RANGE, STARTUP_PHASES, build_graph, choose_domain_id
@@ -89,6 +94,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help='machine profile for the policy (default: the shipped one)')
     parser.add_argument('--policy-file', type=Path, default=None,
                         help='trained SAC-d policy for --policy sacd (default: the shipped one)')
+    parser.add_argument('--compare', nargs='*', default=None, metavar='POLICY',
+                        help='run the same link schedule once per policy and compare them (default: '
+                        f'{" ".join(DEFAULT_POLICIES)}; also rule or an action label such as e2/p5/b8); '
+                        'each run takes --duration')
     parser.add_argument('--record', nargs='?', const='', default=None, metavar='BAG',
                         help='also record the run with coinfer-record into the rosbag2 bag BAG (default: OUT/bag; '
                         'docs/bags.md)')
@@ -269,44 +278,154 @@ def _short(value: float) -> str:
 # --------------------------------------------------------------------------- main
 
 
-def run(args: argparse.Namespace, stop: threading.Event) -> int:
-    """Run the demo; return the exit status."""
+@dataclass
+class Setting:
+    """What every run of one ``coinfer-demo`` invocation shares: graph environment, link, CPU emulation, objective."""
+
+    policy: str
+    out: Path
+    domain: int
+    env: dict[str, str]
+    assumed_slowdown: float
+    calibration: Calibration | None
+    slowdown: float
+    schedule: BandwidthSchedule
+    reward: RewardConfig
+    best_fixed: Action | None
+
+
+@dataclass
+class Outcome:
+    """One run of the graph: its exit status and what the monitor saw (times relative to the link's start)."""
+
+    status: int
+    records: list[FrameRecord]
+    decisions: list[tuple[float, str]]
+    duration_s: float
+    interrupted: bool
+
+
+def prepare(args: argparse.Namespace) -> Setting:
+    """Check the inputs, choose the domain, calibrate the robot CPU emulation and read the policy's objective."""
     policy, notes = resolve_inputs(args)
     for note in notes:
         print(note, flush=True)
     out = (args.out or default_out()).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    log_dir, ros_log = out / 'logs', out / 'ros_log'
-    log_dir.mkdir(exist_ok=True)
     domain = args.domain_id if args.domain_id is not None else choose_domain_id()
-    env = ros_env(domain, ros_log)
+    env = ros_env(domain, out / 'ros_log')
     adopt_env(env)
     assumed = policy_device_slowdown(policy, args.policy_file)
     calibration = None if args.compute_slowdown is not None else calibrate_slowdown(assumed, args)
     slowdown = args.compute_slowdown if calibration is None else round(calibration.compute_slowdown, 2)
     step_s = args.step_s or args.duration / len(args.link_mbps)
-    schedule = BandwidthSchedule(tuple(args.link_mbps), step_s, loop=True)
-    config = {'duration_s': args.duration, 'rate_hz': args.rate_hz, 'policy': policy, 'domain_id': domain,
-              'link_mbps': list(schedule.mbps), 'step_s': step_s, 'rtt_ms': args.rtt_ms, 'compute_slowdown': slowdown,
-              'policy_device_slowdown': assumed,
+    reward, best_fixed = policy_objective(policy, args.policy_file)
+    return Setting(policy, out, domain, env, assumed, calibration, slowdown,
+                   BandwidthSchedule(tuple(args.link_mbps), step_s, loop=True), reward, best_fixed)
+
+
+def policy_objective(policy: str, policy_file: Path | None) -> tuple[RewardConfig, Action | None]:
+    """Return the reward the SAC-d policy was trained for and its best fixed action (defaults for the rule)."""
+    if policy != 'sacd':
+        return RewardConfig(), None
+    meta = json.loads(Path(policy_file or shipped_assets()['policy']).with_suffix('.json').read_text())
+    best = meta.get('training', {}).get('best_fixed_action')
+    return RewardConfig.from_dict(meta['reward']), Action(*best) if best else None
+
+
+def run(args: argparse.Namespace, stop: threading.Event) -> int:
+    """Run the demo (or, with ``--compare``, one run per policy and the comparison); return the exit status."""
+    setting = prepare(args)
+    if args.compare is None:
+        outcome = run_policy(args, setting, {'policy': setting.policy}, setting.out, stop)
+        return outcome.status
+    return run_comparison(args, setting, stop)
+
+
+def run_comparison(args: argparse.Namespace, setting: Setting, stop: threading.Event) -> int:
+    """Run the graph once per policy of ``--compare`` with the same schedule; print and write the comparison."""
+    from coinfer_device.core.profile import Profile
+
+    profile = Profile.load(args.profile)
+    names = args.compare or list(DEFAULT_POLICIES if setting.policy == 'sacd' else
+                                 [n for n in DEFAULT_POLICIES if n not in ('sacd', 'best-fixed')] + ['rule'])
+    try:
+        runs = policy_runs(names, profile, setting.best_fixed)
+    except CompareError as exc:
+        raise DemoError(str(exc)) from exc
+    done: list[tuple[PolicyRun, Outcome]] = []
+    for i, policy_run in enumerate(runs):
+        print(f'\n=== {i + 1}/{len(runs)}: {policy_run.label} ===', flush=True)
+        outcome = run_policy(args, setting, policy_run.node_params, setting.out / policy_run.name, stop,
+                             plots=False)
+        done.append((policy_run, outcome))
+        if outcome.interrupted:
+            break
+    rows = []
+    for policy_run, outcome in done:
+        m = live_metrics(outcome.records, setting.reward, profile.accuracy_of)
+        adaptation = adaptation_times(outcome.decisions, setting.schedule, outcome.duration_s)
+        m['adaptation'] = adaptation
+        m['adaptation_s'] = worst_adaptation_s(adaptation) if policy_run.adaptive else None
+        rows.append((policy_run, m))
+    text = format_comparison(rows)
+    print(f'\ncoinfer demo comparison: {len(done)} policies, the same {args.duration:g} s link schedule '
+          f'({" -> ".join(f"{v:g}" for v in setting.schedule.mbps)} Mbit/s), deadline {setting.reward.deadline_ms:g} ms'
+          f'\n\n{text}', flush=True)
+    for policy_run, m in rows:
+        if policy_run.adaptive:
+            steps = ', '.join(f"{r['from_mbps']:g}->{r['to_mbps']:g} Mbit/s: "
+                              + ('same choice' if not r['changed'] else f"{r['before']} -> {r['after']} in "
+                                 f"{r['seconds']:.1f} s") for r in m['adaptation'])
+            print(f'{policy_run.label} after each bandwidth step: {steps}', flush=True)
+    (setting.out / 'comparison.md').write_text(text + '\n')
+    doc = {'schedule_mbps': list(setting.schedule.mbps), 'step_s': setting.schedule.step_s,
+           'duration_s': args.duration, 'reward': setting.reward.to_dict(), 'compute_slowdown': setting.slowdown,
+           'policies': [{'name': r.name, 'label': r.label, 'node_params': r.node_params, **m} for r, m in rows]}
+    (setting.out / 'comparison.json').write_text(json.dumps(jsonable(doc), indent=1) + '\n')
+    written = ['comparison.md', 'comparison.json']
+    if not args.no_plots and done:
+        written += [p.name for p in write_comparison_plots(
+            setting.out, [(r, o.records, o.decisions) for r, o in done], setting.schedule, args.duration,
+            setting.reward.deadline_ms)]
+    print(f'\nwrote {", ".join(written)} to {setting.out} (each run in its own folder)', flush=True)
+    return 0 if all(o.status == 0 for _, o in done) else 1
+
+
+def run_policy(args: argparse.Namespace, setting: Setting, policy_params: dict[str, Any], out: Path,
+               stop: threading.Event, plots: bool = True) -> Outcome:
+    """Run the graph once with the policy node's ``policy_params``; report into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    log_dir = out / 'logs'
+    log_dir.mkdir(exist_ok=True)
+    schedule, slowdown, calibration = setting.schedule, setting.slowdown, setting.calibration
+    policy = policy_params['policy']
+    config = {'duration_s': args.duration, 'rate_hz': args.rate_hz, 'policy': policy, 'domain_id': setting.domain,
+              'policy_params': policy_params, 'link_mbps': list(schedule.mbps), 'step_s': schedule.step_s,
+              'rtt_ms': args.rtt_ms, 'compute_slowdown': slowdown, 'policy_device_slowdown': setting.assumed_slowdown,
+              'deadline_ms': setting.reward.deadline_ms,
               'calibration': None if calibration is None else {'per_frame_ms': calibration.measured_ms,
                                                                'profiled_ms': calibration.profiled_ms},
               'model': str(args.model or 'shipped'), 'profile': str(args.profile or 'shipped'),
               'policy_file': str(args.policy_file or 'shipped') if policy == 'sacd' else None,
               'out': str(out)}
-    print(f'{PROG}: ROS_DOMAIN_ID={domain}, policy {policy}, {args.rate_hz:g} Hz Fashion-MNIST replay, emulated '
-          f'link {" -> ".join(f"{v:g}" for v in schedule.mbps)} Mbit/s every {step_s:g} s (RTT {args.rtt_ms:g} ms), '
-          f'device CPU emulated {slowdown:g}x slower, {args.duration:g} s; node logs in {log_dir}', flush=True)
+    print(f'{PROG}: ROS_DOMAIN_ID={setting.domain}, policy {policy}, {args.rate_hz:g} Hz Fashion-MNIST replay, '
+          f'emulated link {" -> ".join(f"{v:g}" for v in schedule.mbps)} Mbit/s every {schedule.step_s:g} s (RTT '
+          f'{args.rtt_ms:g} ms), device CPU emulated {slowdown:g}x slower, deadline {setting.reward.deadline_ms:g} '
+          f'ms, {args.duration:g} s; node logs in {log_dir}', flush=True)
     if calibration is not None:
-        print(f'device CPU: the policy assumes {assumed:g}x the profile\'s compute; one full inference per frame takes '
-              f'{calibration.measured_ms:.2f} ms here against {calibration.profiled_ms:.2f} ms profiled, so the device '
-              f'emulates {slowdown:g}x (--compute-slowdown to choose)', flush=True)
+        print(f'device CPU: the policy assumes {setting.assumed_slowdown:g}x the profile\'s compute; one full '
+              f'inference per frame takes {calibration.measured_ms:.2f} ms here against {calibration.profiled_ms:.2f} '
+              f'ms profiled, so the device emulates {slowdown:g}x (--compute-slowdown to choose)', flush=True)
 
     clean_stale_shm()
-    graph = build_graph(args, policy, schedule, env, log_dir, slowdown)
+    graph = build_graph(args, policy_params, schedule, setting.env, log_dir, slowdown, setting.reward.deadline_ms)
     phases = STARTUP_PHASES
     if args.record is not None:  # started first, so that it sees every message of the run
-        config['bag'] = str(Path(args.record).resolve() if args.record else out / 'bag')
+        bag = Path(args.record).resolve() if args.record else out / 'bag'
+        if args.compare is not None and args.record:
+            bag = bag.with_name(f'{bag.name}-{out.name}')
+        config['bag'] = str(bag)
         graph.add('recorder', 'coinfer-record', name='recorder', params={'output': config['bag']})
         phases = (('recorder',),) + phases
     monitor = None
@@ -355,14 +474,16 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
         print(f'note: node exit statuses {bad} (logs in {log_dir})', flush=True)
     if t0 is None:
         print(f'{PROG}: stopped before the nodes were ready; nothing to report', flush=True)
-        return 0 if interrupted else 1
-    return report(out, config, snap, t0, min(end - t0, args.duration) if not interrupted else end - t0,
-                  schedule, plots=not args.no_plots)
+        return Outcome(0 if interrupted else 1, [], [], 0.0, interrupted)
+    duration = min(end - t0, args.duration) if not interrupted else end - t0
+    status, records, decisions = report(out, config, snap, t0, duration, schedule,
+                                        plots=plots and not args.no_plots)
+    return Outcome(status, records, decisions, duration, interrupted)
 
 
 def report(out: Path, config: dict[str, Any], snap: Snapshot, t0: float, duration: float, schedule: BandwidthSchedule,
-           plots: bool) -> int:
-    """Print the final table and write the records, summary and plots; return the exit status."""
+           plots: bool) -> tuple[int, list[FrameRecord], list[tuple[float, str]]]:
+    """Print the final table and write the records, summary and plots; return the exit status, records, decisions."""
     results, truth, decisions, series = snap
     results = [item for item in results if item[0] - t0 <= duration]
     records = frame_records(results, truth, t0, schedule, series['bandwidth_mbps'])
@@ -382,8 +503,8 @@ def report(out: Path, config: dict[str, Any], snap: Snapshot, t0: float, duratio
     if not records:
         print(f'{PROG}: error: no results were received (see the node logs in {out / "logs"})', file=sys.stderr,
               flush=True)
-        return 1
-    return 0
+        return 1, records, decisions_rel
+    return 0, records, decisions_rel
 
 
 def main(argv: Sequence[str] | None = None) -> int:

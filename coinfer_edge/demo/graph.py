@@ -13,6 +13,7 @@ import argparse
 import random
 import socket
 from pathlib import Path
+from typing import Any
 
 from coinfer_device.core.link_emulator import BandwidthSchedule
 from coinfer_edge.demo.harness import Graph, config_file
@@ -49,26 +50,31 @@ def choose_domain_id(rng: random.Random | None = None) -> int:
     return candidates[0]
 
 
-def build_graph(args: argparse.Namespace, policy: str, schedule: BandwidthSchedule, env: dict[str, str],
-                log_dir: Path, compute_slowdown: float) -> Graph:
-    """Return the node processes (not started): the launch files' nodes, params files and overrides."""
+def build_graph(args: argparse.Namespace, policy: dict[str, Any], schedule: BandwidthSchedule, env: dict[str, str],
+                log_dir: Path, compute_slowdown: float, deadline_ms: float) -> Graph:
+    """Return the node processes (not started): the launch files' nodes, params files and overrides.
+
+    ``policy`` holds the policy node's parameters (``policy`` and, for a fixed split, ``fixed_action``);
+    ``deadline_ms`` is the policy's, which the device node judges ``deadline_met`` against.
+    """
     model = {'model_path': str(args.model)} if args.model else {}
     profile = {'profile_path': str(args.profile)} if args.profile else {}
-    if policy == 'sacd' and args.policy_file:
+    if policy['policy'] == 'sacd' and args.policy_file:
         profile['policy_path'] = str(args.policy_file)
     g = Graph(env, log_dir)
     edge_yaml, device_yaml = config_file('edge.yaml'), config_file('device.yaml')
     g.add('edge', 'edge_node', name='edge_node', params_files=[edge_yaml], params=model)
     g.add('edge_cpu_monitor', 'cpu_monitor', name='edge_cpu_monitor', params_files=[edge_yaml])
     g.add('policy', 'policy_node', name='policy_node', params_files=[config_file('policy.yaml')],
-          params={'policy': policy, **profile})
+          params={**policy, **profile})
     g.add('link_monitor', 'link_monitor', name='link_monitor', params_files=[config_file('link_monitor.yaml')])
     g.add('cpu_monitor', 'cpu_monitor', name='cpu_monitor', params_files=[device_yaml])
     g.add('device', 'device_node', name='device_node', params_files=[device_yaml], params={
         **model, 'emulated_link.enabled': True,
         'emulated_link.bandwidth_schedule_mbps': [float(v) for v in schedule.mbps],
         'emulated_link.step_s': float(schedule.step_s), 'emulated_link.loop': schedule.loop,
-        'emulated_link.rtt_ms': float(args.rtt_ms), 'compute_slowdown': float(compute_slowdown)})
+        'emulated_link.rtt_ms': float(args.rtt_ms), 'compute_slowdown': float(compute_slowdown),
+        'deadline_ms': float(deadline_ms)})
     g.add('camera', 'camera_node', name='camera_node', params_files=[config_file('camera.yaml')],
           params={'rate_hz': float(args.rate_hz)})
     return g

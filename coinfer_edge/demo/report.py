@@ -225,13 +225,14 @@ def format_summary(summary: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- files
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """Return ``value`` with non-finite floats as ``None`` (JSON has no NaN), in nested dicts and lists too."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     return value
 
 
@@ -256,7 +257,7 @@ def write_summary(out: Path, summary: dict[str, Any], config: dict[str, Any],
     path = out / SUMMARY_JSON
     doc = {'config': config, 'summary': summary,
            'timelines': {k: [[round(t, 3), v] for t, v in items] for k, items in timelines.items()}}
-    path.write_text(json.dumps(_jsonable(doc), indent=1) + '\n')
+    path.write_text(json.dumps(jsonable(doc), indent=1) + '\n')
     return path
 
 

@@ -47,7 +47,6 @@ from coinfer_device.ros.diagnostics import DIAGNOSTIC_PARAMS, Diagnostics, Frequ
 from coinfer_device.ros.runtime import LIFECYCLE_PARAMS, ManagedNode, StartupError, run_node
 from coinfer_device.core import records as rec
 from coinfer_device.ros import messages as m
-from coinfer_device.core.action import Action
 from coinfer_edge.core.decision import (EdgentDecider, FixedDecider, LatencySettings, Observation, RewardConfig,
                                         RuleDecider, SplitPolicy)
 from coinfer_edge.core.policy import PolicyError, TrainedPolicy

@@ -18,7 +18,7 @@ import torch
 
 from coinfer_device.core.profile import Profile
 from coinfer_device.core.recording import load_recording
-from coinfer_edge.core.decision import RewardConfig
+from coinfer_edge.core.decision import LatencySettings, RewardConfig
 from coinfer_edge.core.policy import TrainedPolicy
 from coinfer_edge.core.recorded import Transition, read_transitions, replay_arrays, trace_of, transitions_of
 from coinfer_edge.core.sac import ReplayBuffer, SACAgent
