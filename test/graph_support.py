@@ -23,8 +23,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float32, Int32MultiArray
 
-from coinfer_device.core.checkpoint import default_checkpoint
-from coinfer_device.core.paths import assets_dir
+from coinfer_device.core.paths import shipped
 from coinfer_device.core.action import Action
 from coinfer_device.ros import messages as m
 from coinfer_device.ros.background import BackgroundNode
@@ -36,15 +35,27 @@ DECISION_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durab
 SENSOR = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
 
 
+# The graph tests run the small shipped model (cheap on a 2-core CI machine); the default shipped model is the
+# 224 x 224 AlexNet, checked by its own tests.
+TEST_MODEL = 'small'
+
+
 def model_checkpoint() -> Path:
-    """Return the checkpoint the graph tests run (``COINFER_TEST_MODEL`` or the shipped one)."""
-    return require_file(Path(os.environ.get('COINFER_TEST_MODEL') or default_checkpoint()), 'model checkpoint')
+    """Return the checkpoint the graph tests run (``COINFER_TEST_MODEL`` or the small shipped one)."""
+    return require_file(Path(os.environ.get('COINFER_TEST_MODEL') or shipped(TEST_MODEL).checkpoint),
+                        'model checkpoint')
 
 
 def profile_file() -> Path:
-    """Return the profile the policy tests use (``COINFER_TEST_PROFILE`` or the shipped one)."""
-    return require_file(Path(os.environ.get('COINFER_TEST_PROFILE') or assets_dir() / 'profile_x86_64.json'),
+    """Return the profile the policy tests use (``COINFER_TEST_PROFILE`` or the small shipped model's)."""
+    return require_file(Path(os.environ.get('COINFER_TEST_PROFILE') or shipped(TEST_MODEL).profile),
                         'machine profile')
+
+
+def policy_file() -> Path:
+    """Return the SAC-d policy trained on :func:`profile_file` (the small shipped model's)."""
+    from coinfer_edge.core.policy import default_policy_path
+    return require_file(default_policy_path(TEST_MODEL), 'SAC-d policy')
 
 
 @dataclass

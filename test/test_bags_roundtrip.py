@@ -27,7 +27,7 @@ from coinfer_edge.core.recorded import trace_of, transitions_of
 from coinfer_edge.core.decision import RewardConfig
 from coinfer_edge.demo.harness import Graph, config_file, ros_env
 from coinfer_edge.tools import bag_extract, train_policy
-from graph_support import Probe, model_checkpoint, profile_file
+from graph_support import Probe, model_checkpoint, policy_file, profile_file
 
 RECORD_S = 12.0
 SCHEDULE_MBPS = [8.0, 2.0]
@@ -46,7 +46,7 @@ def run(tmp_path_factory, ros_domain_id):
     g.add('edge', 'edge_node', params_files=[config_file('edge.yaml')], params={'model_path': str(model)})
     g.add('edge_cpu_monitor', 'cpu_monitor', name='edge_cpu_monitor', params_files=[config_file('edge.yaml')])
     g.add('policy', 'policy_node', params_files=[config_file('policy.yaml')],
-          params={'profile_path': str(profile_file())})
+          params={'profile_path': str(profile_file()), 'policy_path': str(policy_file())})
     g.add('link_monitor', 'link_monitor', params_files=[config_file('link_monitor.yaml')])
     g.add('cpu_monitor', 'cpu_monitor', params_files=[config_file('device.yaml')])
     g.add('device', 'device_node', params_files=[config_file('device.yaml')], params={

@@ -26,7 +26,7 @@ import pytest
 
 from coinfer_edge.demo.report import PLOT_FILES, RECORDS_CSV, SUMMARY_JSON
 from coinfer_edge.demo.harness import executable
-from graph_support import model_checkpoint, profile_file
+from graph_support import model_checkpoint, policy_file, profile_file
 
 DURATION_S = 12
 TIMEOUT_S = 110
@@ -38,6 +38,8 @@ def demo(tmp_path_factory, ros_domain_id):
     out = tmp_path_factory.mktemp('demo') / 'results'
     cmd = [executable('coinfer-demo'), '--duration', str(DURATION_S), '--out', str(out),
            '--domain-id', str(ros_domain_id), '--model', str(model), '--profile', str(profile)]
+    if not os.environ.get('COINFER_TEST_PROFILE'):
+        cmd += ['--policy-file', str(policy_file())]
     if os.environ.get('COINFER_TEST_PROFILE'):  # a shipped SAC-d policy refuses a profile it was not trained on
         cmd += ['--policy', 'rule']
     env = dict(os.environ, PYTHONUNBUFFERED='1')
@@ -125,8 +127,7 @@ def _policy_device_slowdown(policy):
     import yaml
     from coinfer_edge.demo.harness import config_file
     if policy == 'sacd':
-        from coinfer_edge.core.policy import default_policy_path
-        return json.loads(default_policy_path().with_suffix('.json').read_text())['latency_model']['device_slowdown']
+        return json.loads(policy_file().with_suffix('.json').read_text())['latency_model']['device_slowdown']
     return yaml.safe_load(config_file('policy.yaml').read_text())['/**/policy_node']['ros__parameters'][
         'latency.device_slowdown']
 

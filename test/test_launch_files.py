@@ -29,7 +29,7 @@ from rclpy.parameter_client import AsyncParameterClient
 from coinfer_device.ros.conventions import LIFECYCLE_EXECUTABLES
 from coinfer_device.ros.launch_support import LaunchEnd
 from coinfer_edge.demo.harness import Graph, ros_env
-from graph_support import Probe, model_checkpoint, profile_file, wait_future
+from graph_support import Probe, model_checkpoint, policy_file, profile_file, wait_future
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted((ROOT / 'launch').glob('*.launch.py'))
@@ -251,17 +251,13 @@ def _launched_nodes() -> dict[tuple[str, str], Path]:
     return nodes
 
 
-# Settings the test machine needs beyond the files: a model/profile that may not be shipped yet,
-# and the rule policy when no trained policy is shipped. Everything else comes from the files.
+# Settings the test machine needs beyond the files: the graph tests run the small shipped model, its profile
+# and policy. Everything else comes from the files.
 def _environment_overrides(executable: str) -> dict:
     if executable in ('device_node', 'edge_node'):
         return {'model_path': str(model_checkpoint())}
     if executable == 'policy_node':
-        from coinfer_edge.core.policy import default_policy_path
-        overrides = {'profile_path': str(profile_file())}
-        if not default_policy_path().is_file():
-            overrides['policy'] = 'rule'
-        return overrides
+        return {'profile_path': str(profile_file()), 'policy_path': str(policy_file())}
     return {}
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from coinfer_device.core.paths import SHIPPED_FILES, shipped
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -44,9 +46,12 @@ def test_wheel_installs_share_files_and_assets(wheel):
         assert f'{data}coinfer/config/{f.name}' in names
     for f in (ROOT / 'config' / 'sros2').glob('*.xml'):
         assert f'{data}coinfer/config/sros2/{f.name}' in names
-    assert 'coinfer_device/assets/fmnist_alexnet.pt' in names
-    assert 'coinfer_device/assets/fmnist_alexnet.json' in names
-    assert {'coinfer_edge/assets/sacd_policy.safetensors', 'coinfer_edge/assets/sacd_policy.json'} <= names
+    for model in SHIPPED_FILES:   # every shipped model with its metadata, profile and policy
+        files = shipped(model)
+        policy = Path(files.policy_file)
+        assert {f'coinfer_device/assets/{files.checkpoint.name}', f'coinfer_device/assets/{files.checkpoint.stem}.json',
+                f'coinfer_device/assets/{files.profile.name}', f'coinfer_edge/assets/{policy.name}',
+                f'coinfer_edge/assets/{policy.stem}.json'} <= names, model
 
 
 def test_scripts_go_to_lib_coinfer_for_ros2_run():

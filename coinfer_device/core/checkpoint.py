@@ -24,7 +24,7 @@ import torch
 
 from coinfer_device.core.data import Preprocessing
 from coinfer_device.core.model import ModelSpec, MultiExitAlexNet
-from coinfer_device.core.paths import assets_dir
+from coinfer_device.core.paths import shipped
 from coinfer_device.core.sidecar import metadata_path, read_sidecar_metadata, sha256_file
 
 CHECKPOINT_FORMAT = 'coinfer-model'
@@ -49,8 +49,8 @@ class LoadedModel:
 
 
 def default_checkpoint() -> Path:
-    """Return the shipped Fashion-MNIST checkpoint."""
-    return assets_dir() / 'fmnist_alexnet.pt'
+    """Return the default shipped checkpoint (:func:`coinfer_device.core.paths.shipped`)."""
+    return shipped().checkpoint
 
 
 def save_checkpoint(model: MultiExitAlexNet, preprocessing: Preprocessing,

@@ -12,16 +12,44 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 PACKAGE = 'coinfer'
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# The shipped models, each with the profile of this machine kind and the policy trained on it (docs/model.md).
+SHIPPED_FILES = {
+    'alexnet224': ('fmnist_alexnet224.pt', 'profile_alexnet224_x86_64.json', 'sacd_policy_alexnet224.safetensors'),
+    'small': ('fmnist_alexnet.pt', 'profile_x86_64.json', 'sacd_policy.safetensors'),
+}
+DEFAULT_MODEL = 'alexnet224'
 
 
 def assets_dir(package: str = 'coinfer_device') -> Path:
     """Return the ``assets`` folder of a coinfer Python package (``coinfer_device`` or ``coinfer_edge``)."""
     return Path(str(resources.files(package) / 'assets'))
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    """One shipped model: checkpoint, its machine profile and the name of the SAC-d policy trained on that profile.
+
+    The policy lives in ``coinfer_edge/assets`` (``coinfer_edge.core.policy.default_policy_path``).
+    """
+
+    name: str
+    checkpoint: Path
+    profile: Path
+    policy_file: str
+
+
+def shipped(name: str = DEFAULT_MODEL) -> ShippedModel:
+    """Return the files of a shipped model (``alexnet224``, the default, or ``small``)."""
+    if name not in SHIPPED_FILES:
+        raise ValueError(f'no shipped model {name!r}; one of {", ".join(SHIPPED_FILES)}')
+    checkpoint, profile, policy = SHIPPED_FILES[name]
+    return ShippedModel(name, assets_dir() / checkpoint, assets_dir() / profile, policy)
 
 
 def share_dirs() -> list[Path]:

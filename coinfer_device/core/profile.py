@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from coinfer_device.core.action import Action, action_table, is_local
-from coinfer_device.core.paths import assets_dir
+from coinfer_device.core.paths import shipped
 
 PROFILE_FORMAT = 'coinfer-profile'
 PROFILE_VERSION = 1
@@ -236,9 +236,9 @@ class Profile:
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> 'Profile':
-        """Load a profile file; ``None`` = the shipped profile."""
+        """Load a profile file; ``None`` = the default shipped model's profile."""
         if path is None:
-            path = assets_dir() / 'profile_x86_64.json'
+            path = shipped().profile
         try:
             doc = json.loads(Path(path).read_text())
         except FileNotFoundError as exc:

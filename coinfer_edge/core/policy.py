@@ -32,7 +32,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from coinfer_device.core.action import Action
-from coinfer_device.core.paths import assets_dir
+from coinfer_device.core.paths import DEFAULT_MODEL, assets_dir, shipped
 from coinfer_device.core.profile import Profile, ProfileError
 from coinfer_device.core.sidecar import read_sidecar_metadata, sha256_file
 from coinfer_edge.core.decision import (N_STATE_SCALARS, STATE_FEATURES, LatencySettings, Observation, RewardConfig,
@@ -54,9 +54,9 @@ class PolicyError(RuntimeError):
     """A policy file is missing, corrupt, or does not match the profile / action table."""
 
 
-def default_policy_path() -> Path:
-    """Return the shipped policy ``coinfer_edge/assets/sacd_policy.safetensors``."""
-    return assets_dir('coinfer_edge') / f'sacd_policy{WEIGHTS_SUFFIX}'
+def default_policy_path(model: str = DEFAULT_MODEL) -> Path:
+    """Return the policy shipped for a shipped model (default: the default model; see ``paths.shipped``)."""
+    return assets_dir('coinfer_edge') / shipped(model).policy_file
 
 
 def profile_sha256(profile: Profile) -> str:

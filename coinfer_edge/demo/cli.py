@@ -30,9 +30,8 @@ from typing import Any, Sequence
 
 import yaml
 
-from coinfer_device.core.checkpoint import default_checkpoint
 from coinfer_device.core.link_emulator import BandwidthSchedule
-from coinfer_device.core.paths import assets_dir
+from coinfer_device.core.paths import DEFAULT_MODEL, SHIPPED_FILES, shipped
 from coinfer_device.core.action import Action
 from coinfer_device.core.slowdown import Calibration, matched_slowdown, per_frame_ms
 from coinfer_device.core import records as rec
@@ -88,6 +87,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help='emulate a K times slower robot CPU in the device node (default: calibrated so that '
                         "the device compute equals the policy's latency model, i.e. latency.device_slowdown (6) "
                         "times the profile's timings; 1 = this machine as is)")
+    parser.add_argument('--shipped', choices=tuple(SHIPPED_FILES), default=DEFAULT_MODEL,
+                        help='which shipped model (with its profile and policy) runs unless --model, --profile, '
+                        f'--policy-file say otherwise (default {DEFAULT_MODEL}: AlexNet at 224 x 224; small: the '
+                        '32 x 32 network)')
     parser.add_argument('--model', type=Path, default=None,
                         help='checkpoint for device and edge (default: the shipped one)')
     parser.add_argument('--profile', type=Path, default=None,
@@ -119,15 +122,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def shipped_assets() -> dict[str, Path]:
-    """Return the shipped checkpoint, profile and policy paths (which may not exist)."""
-    return {'model': default_checkpoint(), 'profile': assets_dir() / 'profile_x86_64.json',
-            'policy': default_policy_path()}
+def shipped_assets(model: str = DEFAULT_MODEL) -> dict[str, Path]:
+    """Return a shipped model's checkpoint, profile and policy paths (which may not exist)."""
+    files = shipped(model)
+    return {'model': files.checkpoint, 'profile': files.profile, 'policy': default_policy_path(model)}
 
 
 def resolve_inputs(args: argparse.Namespace) -> tuple[str, list[str]]:
     """Check model, profile and policy; return the policy to run and notes for the user."""
-    shipped = shipped_assets()
+    shipped = shipped_assets(args.shipped)
     model = args.model or shipped['model']
     if not model.is_file():
         raise DemoError(f'model checkpoint {model} is missing (train one with coinfer-train-model, or pass --model)')
@@ -142,6 +145,10 @@ def resolve_inputs(args: argparse.Namespace) -> tuple[str, list[str]]:
         notes.append(f'note: the SAC-d policy {shipped["policy"]} is missing; using --policy rule '
                      '(train one with coinfer-train-policy)')
         policy = 'rule'
+    # From here on every input is an explicit path, which the nodes get as parameters.
+    args.model, args.profile = model, profile
+    if policy == 'sacd' and args.policy_file is None:
+        args.policy_file = shipped['policy']
     return policy, notes
 
 
@@ -152,7 +159,7 @@ def policy_device_slowdown(policy: str, policy_file: Path | None) -> float:
     """
     try:
         if policy == 'sacd':
-            meta = json.loads(Path(policy_file or shipped_assets()['policy']).with_suffix('.json').read_text())
+            meta = json.loads(Path(policy_file).with_suffix('.json').read_text())
             return float(meta['latency_model']['device_slowdown'])
         doc = yaml.safe_load(config_file('policy.yaml').read_text())
         return float(doc['/**/policy_node']['ros__parameters']['latency.device_slowdown'])
@@ -328,7 +335,7 @@ def policy_objective(policy: str, policy_file: Path | None) -> tuple[RewardConfi
     """Return the reward the SAC-d policy was trained for and its best fixed action (defaults for the rule)."""
     if policy != 'sacd':
         return RewardConfig(), None
-    meta = json.loads(Path(policy_file or shipped_assets()['policy']).with_suffix('.json').read_text())
+    meta = json.loads(Path(policy_file).with_suffix('.json').read_text())
     best = meta.get('training', {}).get('best_fixed_action')
     return RewardConfig.from_dict(meta['reward']), Action(*best) if best else None
 
