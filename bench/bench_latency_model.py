@@ -152,7 +152,7 @@ def fit_overheads(runs: list[ActionRun], model: LatencyModel, state: SystemState
 
 
 def median(values: list[float]) -> float:
-    """Return the median (NaN when empty)."""
+    """Return the middle value (NaN when there is none)."""
     return statistics.median(values) if values else math.nan
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from coinfer_device.core.checkpoint import load_checkpoint
 from coinfer_device.core.action import LOCAL_BITS, Action, action_table
+from coinfer_device.core.paths import SHIPPED_FILES, shipped
 from coinfer_device.core.profile import Profile, ProfileError
 
 
@@ -58,16 +59,47 @@ def test_profile_json_round_trip_and_rejections(tmp_path):
         Profile.load(tmp_path / 'missing.json')
 
 
-def test_shipped_profile_fits_the_shipped_model():
-    prof = Profile.load()
-    model = load_checkpoint().model
+@pytest.mark.parametrize('name', sorted(SHIPPED_FILES))
+def test_shipped_profile_fits_the_shipped_model(name):
+    files = shipped(name)
+    prof = Profile.load(files.profile)
+    loaded = load_checkpoint(files.checkpoint)
+    model = loaded.model
     assert prof.branch_points == list(model.spec.exit_branch_points)
     assert len(prof.block_ms) == model.num_blocks and all(t > 0 for t in prof.block_ms)
-    assert prof.model['weights_sha256'] == load_checkpoint().metadata['weights_sha256']
+    assert prof.model['weights_sha256'] == loaded.metadata['weights_sha256']
+    assert prof.timing_basis == 'per-frame'   # what the nodes pay, one frame per camera period
+    assert all(f >= 0.8 * t for f, t in zip(prof.frame.block_ms, prof.block_ms))
     final_local = Action(model.num_exits - 1, model.num_blocks, LOCAL_BITS)
-    # quantizing to 8 bits barely changes accuracy; 2 bits of the raw input costs more
-    assert abs(prof.accuracy_of(Action(2, 5, 8)) - prof.accuracy_of(final_local)) < 0.01
     assert prof.accuracy_of(final_local) >= 0.9
+    # exits are ordered cheaper and less accurate
+    local = [Action(e, bp, LOCAL_BITS) for e, bp in enumerate(prof.branch_points)]
+    times = [prof.device_compute_ms(a) for a in local]
+    accs = [prof.accuracy_of(a) for a in local]
+    assert times == sorted(times) and accs == sorted(accs), (times, accs)
+    # quantizing the features after pool3 to 8 bits barely changes accuracy
+    after_pool3 = prof.branch_points[-1] - 2
+    assert abs(prof.accuracy_of(Action(len(local) - 1, after_pool3, 8)) - prof.accuracy_of(final_local)) < 0.01
     # payload shrinks with bits at a fixed partition
     sizes = [prof.payload_bytes[(4, b)] for b in sorted(prof.bits_choices)]
     assert sizes == sorted(sizes)
+
+
+def test_profiler_measures_tight_loop_and_per_frame_timings(tmp_path):
+    from coinfer_device.tools import profiler
+    out = tmp_path / 'profile.json'
+    assert profiler.main(['--checkpoint', str(shipped('small').checkpoint), '--out', str(out), '--runs', '3',
+                          '--warmup', '1', '--bits', '8', '32', '--val-images', '40', '--frame-period-ms', '3',
+                          '--frame-samples', '1']) == 0
+    prof = Profile.load(out)
+    assert prof.timing_basis == 'per-frame' and prof.frame.period_ms == 3.0
+    assert prof.frame.frames == len(prof.payload_bytes) == 10 * 2
+    assert set(prof.frame.encode_ms) == set(prof.encode_ms) and all(v > 0 for v in prof.frame.block_ms)
+    assert prof.settings['validation_images'] == 40
+    a = Action(2, 4, 8)
+    assert prof.device_compute_ms(a) == pytest.approx(sum(prof.frame.block_ms[:4]) + prof.frame.encode_ms[(4, 8)])
+    tight = tmp_path / 'tight.json'
+    assert profiler.main(['--checkpoint', str(shipped('small').checkpoint), '--out', str(tight), '--runs', '2',
+                          '--warmup', '0', '--bits', '8', '--frame-period-ms', '0', '--skip-accuracy',
+                          '--accuracy-from', str(shipped('small').profile)]) == 0
+    assert Profile.load(tight).timing_basis == 'tight-loop' and 'per_frame' not in json.loads(tight.read_text())

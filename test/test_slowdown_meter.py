@@ -47,8 +47,8 @@ def test_the_profile_splits_compute_into_the_model_and_the_codec():
     remote = Action(2, 4, 8)
     assert profile.device_model_ms(local) == pytest.approx(profile.device_compute_ms(local))
     assert profile.device_model_ms(remote) == pytest.approx(
-        profile.device_compute_ms(remote) - profile.encode_ms[(4, 8)])
+        profile.device_compute_ms(remote) - profile.timing.encode_ms[(4, 8)])
     assert profile.edge_model_ms(remote) == pytest.approx(
-        profile.edge_compute_ms(remote) - profile.decode_ms[(4, 8)])
+        profile.edge_compute_ms(remote) - profile.timing.decode_ms[(4, 8)])
     assert profile.edge_model_ms(local) == 0.0
     assert profile.device_model_ms(Action(2, 0, 8)) == 0.0 and math.isfinite(profile.edge_model_ms(Action(2, 0, 8)))

@@ -62,7 +62,7 @@ def _positive_schedule(value: list[float]) -> str | None:
 PARAMS = [
     rp.Param('model_path', '', "Checkpoint file (.pt with its .json); '' = the shipped Fashion-MNIST model"),
     rp.Param('torch_threads', 1, 'torch intra-op threads (0 = torch default)', lo=0, hi=256),
-    rp.Param('deadline_ms', 20.0, 'Per-frame latency deadline for deadline_met (keep equal to the policy deadline)',
+    rp.Param('deadline_ms', 100.0, 'Per-frame latency deadline for deadline_met (keep equal to the policy deadline)',
              lo=0.1, hi=1e6, dynamic=True, unit='ms'),
     rp.Param('decision_timeout_s', 2.0, 'A decision older than this (receipt time) is stale: fallback_action '
              'applies', lo=0.01, hi=3600.0, dynamic=True, unit='s'),
