@@ -47,6 +47,7 @@ from std_msgs.msg import Int32MultiArray
 from coinfer_device.core import records as rec
 from coinfer_device.core.action import Action
 from coinfer_device.core.checkpoint import default_checkpoint
+from coinfer_device.core.paths import profile_for
 from coinfer_device.core.profile import Profile
 from coinfer_device.ros import messages as m
 from coinfer_device.ros.background import BackgroundNode
@@ -203,7 +204,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     """Run the benchmark."""
     args = parse_args()
-    profile = Profile.load(args.profile)
+    profile = Profile.load(args.profile or profile_for(args.model))
     by_label = {a.label(): a for a in profile.actions()}
     try:
         actions = [by_label[label] for label in args.actions] if args.actions else default_actions(profile)
@@ -214,10 +215,11 @@ def main() -> int:
     env = ros_env(domain, log_dir / 'ros')
     adopt_env(env)
     model_path = str(args.model or default_checkpoint())
+    files = {'model_path': model_path, 'profile_path': str(args.profile or profile_for(model_path))}
     graph = Graph(env, log_dir)
-    graph.add('edge', 'edge_node', params_files=[config_file('edge.yaml')], params={'model_path': model_path})
+    graph.add('edge', 'edge_node', params_files=[config_file('edge.yaml')], params=files)
     graph.add('device', 'device_node', params_files=[config_file('device.yaml')], params={
-        'model_path': model_path, 'decision_timeout_s': 3600.0, 'probe_interval_s': 0.0, 'edge_timeout_ms': 5000.0,
+        **files, 'decision_timeout_s': 3600.0, 'probe_interval_s': 0.0, 'edge_timeout_ms': 5000.0,
         'emulated_link.enabled': True, 'emulated_link.bandwidth_schedule_mbps': [float(args.mbps)],
         'emulated_link.rtt_ms': float(args.rtt_ms), 'compute_slowdown': float(args.compute_slowdown)})
     started = datetime.now().strftime('%Y-%m-%d %H:%M')

@@ -52,6 +52,19 @@ def shipped(name: str = DEFAULT_MODEL) -> ShippedModel:
     return ShippedModel(name, assets_dir() / checkpoint, assets_dir() / profile, policy)
 
 
+def profile_for(checkpoint: Path | str | None) -> Path:
+    """Return the shipped profile of a shipped checkpoint (``None`` or ``''`` = the default model's), else the default.
+
+    So a node given ``model_path`` of the small shipped model compares its compute with that model's profile.
+    """
+    if checkpoint:
+        target = Path(checkpoint).resolve()
+        for name in SHIPPED_FILES:
+            if shipped(name).checkpoint.resolve() == target:
+                return shipped(name).profile
+    return shipped().profile
+
+
 def share_dirs() -> list[Path]:
     """Return the installed ``share/coinfer`` folders to search: ``AMENT_PREFIX_PATH``'s, then ``sys.prefix``'s."""
     prefixes = [p for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p] + [sys.prefix]

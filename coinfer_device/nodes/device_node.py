@@ -60,7 +60,8 @@ def _positive_schedule(value: list[float]) -> str | None:
 
 
 PARAMS = [
-    rp.Param('model_path', '', "Checkpoint file (.pt with its .json); '' = the shipped Fashion-MNIST model"),
+    rp.Param('model_path', '', "Checkpoint file (.pt with its .json); '' = the default shipped model "
+             "(fmnist_alexnet224.pt)"),
     rp.Param('torch_threads', 1, 'torch intra-op threads (0 = torch default)', lo=0, hi=256),
     rp.Param('deadline_ms', 100.0, 'Per-frame latency deadline for deadline_met (keep equal to the policy deadline)',
              lo=0.1, hi=1e6, dynamic=True, unit='ms'),

@@ -20,13 +20,15 @@ from std_msgs.msg import Float32
 
 from coinfer_device.core.action import Action
 from coinfer_device.core.model import MultiExitAlexNet
+from coinfer_device.core.paths import profile_for
 from coinfer_device.core.profile import Profile
 from coinfer_device.core.slowdown_meter import SlowdownMeter
 from coinfer_device.ros import params as rp
 
 SLOWDOWN_PARAMS = [
     rp.Param('profile_path', '', "Machine profile JSON the measured model compute is compared with "
-             "(coinfer/<side>/compute_slowdown); '' = the shipped coinfer_device/assets/profile_x86_64.json"),
+             "(coinfer/<side>/compute_slowdown); '' = the shipped profile of the shipped model_path (of the default "
+             "model when model_path is not a shipped one)"),
     rp.Param('slowdown.window_s', 2.0, 'coinfer/<side>/compute_slowdown is the median of measured / profiled model '
              'compute over the frames of this window', lo=0.1, hi=3600.0, unit='s'),
     rp.Param('slowdown.rate_hz', 2.0, 'Publish rate of coinfer/<side>/compute_slowdown', lo=0.1, hi=100.0, unit='Hz'),
@@ -39,9 +41,11 @@ def slowdown_qos(side: str) -> rp.QosDefault:
 
 
 def profile_describes(profile: Profile, model: MultiExitAlexNet) -> bool:
-    """Return whether ``profile`` was measured on a model with ``model``'s blocks and exits."""
+    """Return whether ``profile`` was measured on a model with ``model``'s blocks, exits and feature shapes."""
+    shapes = profile.model.get('feature_shapes')
     return (list(profile.branch_points) == list(model.spec.exit_branch_points)
-            and len(profile.block_ms) == model.num_blocks)
+            and len(profile.block_ms) == model.num_blocks
+            and (shapes is None or shapes == [list(model.feature_shape(p)) for p in range(model.num_blocks + 1)]))
 
 
 class SlowdownTopic:
@@ -49,14 +53,15 @@ class SlowdownTopic:
 
     def __init__(self, node: Any, side: str, model: MultiExitAlexNet, prefixes: Sequence[str] = ('',)) -> None:
         p = node.p
-        profile = Profile.load(p['profile_path'] or None)
+        profile = Profile.load(p['profile_path'] or profile_for(p['model_path']))
         self._expected: Callable[[Action], float] | None = None
         if profile_describes(profile, model):
             self._expected = profile.device_model_ms if side == 'device' else profile.edge_model_ms
         else:
             node.get_logger().warning(
                 f'profile {p["profile_path"] or "(shipped)"} describes another model (branch points '
-                f'{profile.branch_points}, {len(profile.block_ms)} blocks): coinfer/{side}/compute_slowdown is not '
+                f'{profile.branch_points}, {len(profile.block_ms)} blocks, other feature shapes): '
+                f'coinfer/{side}/compute_slowdown is not '
                 f'published; pass this model\'s profile as profile_path')
         self.meter = SlowdownMeter(p['slowdown.window_s'])
         self._pubs = [node.own(rp.create_publisher(node, Float32, f'{prefix}coinfer/{side}/compute_slowdown', p,

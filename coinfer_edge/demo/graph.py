@@ -58,6 +58,8 @@ def build_graph(args: argparse.Namespace, policy: dict[str, Any], schedule: Band
     ``deadline_ms`` is the policy's, which the device node judges ``deadline_met`` against.
     """
     model = {'model_path': str(args.model)} if args.model else {}
+    if args.profile:  # the device and edge compare their compute with it (compute_slowdown), the policy plans with it
+        model['profile_path'] = str(args.profile)
     profile = {'profile_path': str(args.profile)} if args.profile else {}
     if policy['policy'] == 'sacd' and args.policy_file:
         profile['policy_path'] = str(args.policy_file)

@@ -59,7 +59,8 @@ def _namespaces_check(value: list[str]) -> str | None:
 
 
 PARAMS = [
-    rp.Param('model_path', '', "Checkpoint file (.pt with its .json); '' = the shipped Fashion-MNIST model. "
+    rp.Param('model_path', '', "Checkpoint file (.pt with its .json); '' = the default shipped model "
+             "(fmnist_alexnet224.pt). "
              'Must be the model the devices run'),
     rp.Param('torch_threads', 1, 'torch intra-op threads (0 = torch default)', lo=0, hi=256),
     rp.Param('robot_namespaces', [''], "Robot namespaces served: '' = this node's namespace, 'r1' relative to it, "

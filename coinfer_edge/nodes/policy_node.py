@@ -71,8 +71,9 @@ PARAMS = [
     rp.Param('fixed_action', [-1, -1, -1], "policy 'fixed': [exit, partition, bits]; a local action is "
              "[exit, the exit's branch point, 0]", check=_fixed_action_check),
     rp.Param('policy_path', '', "Trained policy (.safetensors, or a legacy .pt, with its .json); "
-             "'' = coinfer_edge/assets/sacd_policy.safetensors"),
-    rp.Param('profile_path', '', "Machine profile JSON; '' = the shipped coinfer_device/assets/profile_x86_64.json"),
+             "'' = the default shipped model's, coinfer_edge/assets/sacd_policy_alexnet224.safetensors"),
+    rp.Param('profile_path', '', "Machine profile JSON; '' = the default shipped model's, "
+             "coinfer_device/assets/profile_alexnet224_x86_64.json"),
     rp.Param('check_profile', True, 'Refuse a policy trained on a different profile (sacd)'),
     rp.Param('rate_hz', 5.0, 'Decision rate', lo=0.1, hi=200.0, unit='Hz'),
     rp.Param('deadline_ms', 0.0, "Deadline in the state and the rule's reward; 0 = the policy's training "
