@@ -88,8 +88,11 @@ class Expected:
 
 
 def write_synthetic_bag(path: Path, duration_s: float = 20.0, namespace: str = '/', storage: str = 'mcap',
-                        split_s: float = 0.0) -> Expected:
-    """Write the recording described in the module docstring; return what it holds."""
+                        split_s: float = 0.0, device_slowdown: float | None = None) -> Expected:
+    """Write the recording described in the module docstring; return what it holds.
+
+    ``device_slowdown``: also a measured device compute slowdown of this value every 0.5 s.
+    """
     exp = Expected()
     w = bags.BagWriter(path, storage, split_s=split_s)
     for t in bags.recorded_topics():
@@ -127,6 +130,8 @@ def write_synthetic_bag(path: Path, duration_s: float = 20.0, namespace: str = '
     for s in np.arange(0.5, duration_s, 0.5):
         events.append((s, bags.DEVICE_LOAD, _float(0.25)))
         events.append((s + 0.02, bags.EDGE_LOAD, _float(0.5)))
+        if device_slowdown is not None:
+            events.append((s + 0.03, bags.DEVICE_SLOWDOWN, _float(device_slowdown)))
         exp.loads += 1
         exp.last_telemetry_s = max(exp.last_telemetry_s, s + 0.02)
     for s, topic, data in sorted(events, key=lambda e: e[0]):

@@ -26,7 +26,7 @@ from coinfer_device.core.records import NS_PER_S
 from coinfer_device.core.recording import load_recording
 from coinfer_device.nodes import recorder
 from coinfer_device.tools import profiler
-from coinfer_edge.core.decision import RewardConfig, build_state
+from coinfer_edge.core.decision import LatencySettings, RewardConfig, build_state, cpu_factor
 from coinfer_edge.core.policy import TrainedPolicy, default_policy_path, save_policy
 from coinfer_edge.core.recorded import (ExtractError, read_transitions, replay_arrays, trace_of, transitions_of,
                                         write_transitions)
@@ -235,6 +235,17 @@ def test_trace_holds_the_measured_values_on_the_grid(synthetic):
     assert set(trace.bandwidth_mbps[:switch]) == {8.0} and set(trace.bandwidth_mbps[switch:]) == {2.0}
     assert 10.2 <= first + switch * 0.1 < 10.3
     assert np.all(trace.rtt_ms == 5.0) and np.all(trace.device_load == 0.25) and np.all(trace.edge_load == 0.5)
+
+
+def test_trace_replays_the_measured_contention_where_it_was_recorded(tmp_path):
+    write_synthetic_bag(tmp_path / 'c', duration_s=6.0, device_slowdown=12.0)
+    rec = load_recording(tmp_path / 'c')
+    loads = trace_of(rec, '/', 0.1)   # without the nominal slowdowns: the CPU-load topics
+    assert np.all(loads.device_load == 0.25) and np.all(loads.edge_load == 0.5)
+    measured = trace_of(rec, '/', 0.1, LatencySettings(device_slowdown=6.0))
+    # 12 / 6 = contention 2, the load 0.5 that the simulator turns back into 2; the edge has no measurement
+    assert np.allclose(measured.device_load, 0.5) and np.all(measured.edge_load == 0.5)
+    assert np.allclose(cpu_factor(measured.device_load), 2.0)
 
 
 def test_transitions_are_the_logged_decisions(synthetic):

@@ -39,7 +39,6 @@ from coinfer_device.core.recording import Recording, Streams
 from coinfer_edge.core.decision import LatencySettings, RewardConfig, build_states
 from coinfer_edge.core.traces import Trace
 
-TRACE_TOPICS = (bags.BANDWIDTH, bags.RTT, bags.DEVICE_LOAD, bags.EDGE_LOAD)
 TRANSITION_TOPICS = (bags.DECISION, bags.RESULT, bags.BANDWIDTH, bags.RTT)
 NO_ACTION = (-1, -1, -1)
 MAX_TRACE_S = 2 * 24 * 3600  # a longer span of telemetry means broken time stamps
@@ -85,10 +84,26 @@ class _Held:
         return self.v[i] if i >= 0 else self.before_first
 
 
-def trace_of(recording: Recording, namespace: str, dt_s: float) -> Trace:
-    """Return the measured link and CPU conditions of one namespace as a :class:`Trace` (module docstring)."""
-    s = _require(recording, namespace, TRACE_TOPICS, 'traces')
-    series = {t: s.scalars[t] for t in TRACE_TOPICS}
+def trace_of(recording: Recording, namespace: str, dt_s: float, nominal: LatencySettings | None = None) -> Trace:
+    """Return the measured link and CPU conditions of one namespace as a :class:`Trace` (module docstring).
+
+    With ``nominal`` (the latency model's nominal slowdowns), a side whose measured compute slowdown
+    was recorded gets the load ``1 - 1 / contention`` of that contention (``slowdown / nominal``,
+    clipped to 1..10): the simulator turns it back into the same contention, so training replays
+    the contention the pipeline felt rather than the host's CPU-load percentage.
+    """
+    s = _require(recording, namespace, (bags.BANDWIDTH, bags.RTT), 'traces')
+    measured = {}
+    if nominal is not None:
+        for side, topic, factor in (('device', bags.DEVICE_SLOWDOWN, nominal.device_slowdown),
+                                    ('edge', bags.EDGE_SLOWDOWN, nominal.edge_slowdown)):
+            if s.scalars.get(topic):
+                measured[side] = [(t, 1.0 - 1.0 / min(max(v / factor, 1.0), 10.0)) for t, v in s.scalars[topic]]
+    loads = {'device': bags.DEVICE_LOAD, 'edge': bags.EDGE_LOAD}
+    _require(recording, namespace, [loads[side] for side in loads if side not in measured], 'traces')
+    series = {bags.BANDWIDTH: s.scalars[bags.BANDWIDTH], bags.RTT: s.scalars[bags.RTT]}
+    for side, topic in loads.items():
+        series[topic] = measured.get(side) or s.scalars[topic]
     start = max(series[bags.BANDWIDTH][0][0], series[bags.RTT][0][0])
     end = max(v[-1][0] for v in series.values())
     step = int(round(dt_s * NS_PER_S))

@@ -25,12 +25,12 @@ from coinfer_edge.core.sac import ReplayBuffer, SACAgent
 from coinfer_edge.core.traces import Trace
 
 
-def traces_from_bags(paths: Sequence[Path | str], dt_s: float) -> list[Trace]:
-    """Return one trace per bag and namespace (the measured conditions; see :func:`trace_of`)."""
+def traces_from_bags(paths: Sequence[Path | str], dt_s: float, nominal: LatencySettings | None = None) -> list[Trace]:
+    """Return one trace per bag and namespace (the measured conditions, see :func:`trace_of`)."""
     out = []
     for path in paths:
         rec = load_recording(path)
-        out += [trace_of(rec, ns, dt_s) for ns in sorted(rec.streams)]
+        out += [trace_of(rec, ns, dt_s, nominal) for ns in sorted(rec.streams)]
     return out
 
 

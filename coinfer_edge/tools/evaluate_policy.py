@@ -242,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = settings_from_policy(sacs[0], load_settings(args.config, args.set))
     try:
         test = resolve_traces(args.traces or ([] if args.traces_from else [SYNTHETIC]), settings, 'test')
-        test += traces_from_bags(args.traces_from, settings.env.dt_s)
+        test += traces_from_bags(args.traces_from, settings.env.dt_s, settings.env.latency)
     except (BagError, ExtractError) as exc:
         raise SystemExit(f'coinfer-evaluate-policy: error: {exc}') from None
     train = resolve_traces(args.train_traces, settings, 'train')

@@ -262,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_split_seeds(settings)
     try:
         train = resolve_traces(args.train_traces or ([] if args.traces_from else [SYNTHETIC]), settings, 'train')
-        train += traces_from_bags(args.traces_from, settings.env.dt_s)
+        train += traces_from_bags(args.traces_from, settings.env.dt_s, settings.env.latency)
         replay = transitions_from(args.replay_from, profile, settings.reward) if args.replay_from else []
     except (BagError, ExtractError) as exc:
         raise SystemExit(f'coinfer-train-policy: error: {exc}') from None

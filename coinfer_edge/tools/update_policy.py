@@ -138,7 +138,7 @@ def update(args: argparse.Namespace) -> int:
                           f'for {current.metadata["reward"]}: not the same job, so no automatic replacement')
     reward = RewardConfig.from_dict(candidate.metadata['reward'])
     env = EnvConfig.from_dict(candidate.metadata['env'])
-    traces = traces_from_bags(args.held_out, env.dt_s)
+    traces = traces_from_bags(args.held_out, env.dt_s, env.latency)
     trained_on = {t['name'] for t in candidate.metadata.get('training', {}).get('train_traces', [])}
     leaked = sorted(trained_on & {t.name for t in traces})
     if leaked:
