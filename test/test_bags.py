@@ -15,8 +15,8 @@ import pytest
 import torch
 import yaml
 
-from bag_support import (DEADLINE_MS, DEVICE_MS, DEVICE_OVERHEAD_MS, DEVICE_SCALE, EDGE_MS, EDGE_SCALE, LOCAL,
-                         REMOTE, T0_NS, TS, _float, decided_action, write_synthetic_bag)
+from bag_support import (DEADLINE_MS, DEVICE_MS, DEVICE_OVERHEAD_MS, DEVICE_SCALE, EDGE_MS, EDGE_SCALE, FRAMEWORK_MS,
+                         LOCAL, REMOTE, T0_NS, TS, _float, decided_action, write_synthetic_bag)
 from coinfer_device.core import bags
 from coinfer_device.core.action_stats import action_stats
 from coinfer_device.core.paths import config_file
@@ -361,8 +361,11 @@ def test_profile_refresh_scales_timings_and_keeps_accuracy(synthetic, tmp_path, 
     assert new.exit_ms == pytest.approx([v * scale for v in base.exit_ms], rel=1e-3, abs=1e-5)
     assert new.accuracy == base.accuracy and new.payload_bytes == base.payload_bytes
     assert refresh['edge_scale'] == pytest.approx(EDGE_SCALE, rel=1e-3)    # one remote action: through 0
+    # the latency model's framework terms: the device's intercept, and what a sent frame paid beyond its parts
     assert new.settings['latency'] == {'device_slowdown': 1.0,
-                                       'edge_slowdown': pytest.approx(EDGE_SCALE / DEVICE_SCALE, rel=1e-3)}
+                                       'edge_slowdown': pytest.approx(EDGE_SCALE / DEVICE_SCALE, rel=1e-3),
+                                       'device_overhead_ms': pytest.approx(DEVICE_OVERHEAD_MS, abs=1e-3),
+                                       'remote_overhead_ms': pytest.approx(FRAMEWORK_MS, abs=1e-3)}
     assert new.settings['refresh']['bags'] == [str(path)]
     stats = action_stats([r for _, r in load_recording(path).streams['/'].results])
     with pytest.raises(ProfileError, match='at least 1000 frames'):

@@ -282,3 +282,29 @@ def test_domain_in_use_sees_a_bound_discovery_port():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(('127.0.0.1', 7410 + 250 * d))
         assert domain_in_use(d)
+
+
+def test_compare_runs_every_policy_on_the_same_schedule_and_tabulates_them(tmp_path, ros_domain_id):
+    """``--compare`` on a short schedule: one run per policy, one table, the fixed split really fixed."""
+    out = tmp_path / 'compare'
+    cmd = [executable('coinfer-demo'), '--shipped', 'small', '--compare', 'sacd', 'device-earliest', '--duration', '8',
+           '--link-mbps', '20', '0.5', '--out', str(out), '--domain-id', str(ros_domain_id)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=2 * TIMEOUT_S,
+                          env=dict(os.environ, PYTHONUNBUFFERED='1'))
+    output = proc.stdout + proc.stderr
+    sys.stdout.write(output)
+    assert proc.returncode == 0 and 'Traceback' not in output
+    assert 'coinfer demo comparison: 2 policies' in output
+    doc = json.loads((out / 'comparison.json').read_text())
+    rows = {p['name']: p for p in doc['policies']}
+    assert set(rows) == {'sacd', 'device-earliest'} and doc['schedule_mbps'] == [20.0, 0.5]
+    for name, row in rows.items():
+        assert row['frames'] >= 3 * 8, (name, row)     # 10 Hz camera, 8 s: most frames answered
+        assert 0.0 <= row['deadline_hit'] <= 1.0 and math.isfinite(row['mean_reward'])
+        assert re.search(rf'^\| {re.escape(row["label"])}( \*)? +\| +{row["frames"]} +\|', output, re.M), output
+    with open(out / 'device-earliest' / RECORDS_CSV) as f:   # before the first decision: the device's fallback
+        actions = {r['action'] for r in csv.DictReader(f) if r['fallback'] == 'policy decision'}
+    assert actions == {'e0/local'}, actions
+    assert rows['sacd']['adaptation'] and rows['device-earliest']['adaptation_s'] is None
+    for name in ('comparison.md', 'compare_latency.png', 'compare_decisions.png', 'compare_latency_cdf.png'):
+        assert (out / name).stat().st_size > 0, name

@@ -18,9 +18,11 @@ An intercept is fitted only when the actions' profile times span at least a fact
 out positive; otherwise the line goes through 0.  The refreshed profile's block, exit and codec times
 are the base profile's multiplied by ``s_device``: the robot's own timings.  It therefore goes with
 ``device_slowdown: 1`` and ``edge_slowdown: s_edge / s_device``, stored in the profile's
-``settings.latency`` (and applied by ``coinfer-train-policy``).  Payload sizes and the accuracy
-table are kept.  The intercepts and the measured transfer and framework cost per action are stored
-in ``settings.refresh`` for reference; the latency model has no term for them.
+``settings.latency`` (and applied by ``coinfer-train-policy``) together with the latency model's two
+framework terms: ``device_overhead_ms = c_device`` and ``remote_overhead_ms = c_edge`` plus the
+frame-weighted median of the remote actions' ``framework_ms`` (what a sent frame paid beyond the
+device, the link and the edge).  Payload sizes and the accuracy table are kept.  The measured transfer
+and framework cost per action are stored in ``settings.refresh`` for reference.
 """
 
 from __future__ import annotations
@@ -76,11 +78,26 @@ def refresh_profile(base: Profile, stats: Sequence[ActionStats], min_frames: int
     out.machine = {'timings': 'refreshed from recorded runs (the robot measured as it ran)',
                    'base_profile_machine': base.machine}
     out.settings = dict(base.settings)
-    out.settings['latency'] = {'device_slowdown': 1.0, 'edge_slowdown': round(s_edge / s_dev, 6)}
+    remote = [(s.framework_ms, s.frames) for s in used if not base.is_local(s.action) and math.isfinite(s.framework_ms)]
+    framework = _weighted_median(remote) if remote else 0.0
+    out.settings['latency'] = {'device_slowdown': 1.0, 'edge_slowdown': round(s_edge / s_dev, 6),
+                               'device_overhead_ms': round(c_dev, 4),
+                               'remote_overhead_ms': round(max(c_edge + framework, 0.0), 4)}
     out.settings['refresh'] = refresh_report(base, used, (s_dev, c_dev), (s_edge, c_edge) if edge else None,
                                              min_frames, sources)
     out.validate()
     return out
+
+
+def _weighted_median(values: Sequence[tuple[float, int]]) -> float:
+    """Return the median of ``(value, weight)`` pairs (the value where the cumulative weight reaches half)."""
+    ordered = sorted(values)
+    half, total = sum(w for _, w in ordered) / 2.0, 0
+    for value, weight in ordered:
+        total += weight
+        if total >= half:
+            return float(value)
+    return float(ordered[-1][0])
 
 
 def refresh_report(base: Profile, used: Sequence[ActionStats], device: tuple[float, float],

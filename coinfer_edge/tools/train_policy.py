@@ -137,7 +137,8 @@ def profile_latency_overrides(profile: Profile) -> list[str]:
     """Return ``env.latency.*`` overrides for the latency settings a refreshed profile carries (``[]`` if none)."""
     latency = profile.settings.get('latency') or {}
     if latency:
-        print(f'profile timings were refreshed from recorded runs: applying env.latency {latency}', flush=True)
+        print(f'the profile carries measured latency settings (settings.latency): applying env.latency {latency}',
+              flush=True)
     return [f'env.latency.{k}={v}' for k, v in latency.items()]
 
 
