@@ -35,8 +35,8 @@ MAX_PLAUSIBLE_ROUND_TRIP_MS = 120_000.0
 
 PARAMS = [
     rp.Param('rate_hz', 5.0, 'Publishing rate of the estimates', lo=0.1, hi=100.0, unit='Hz'),
-    rp.Param('window_s', 5.0, 'Sliding window of samples', lo=0.1, hi=3600.0, unit='s'),
-    rp.Param('ewma_alpha', 0.3, 'EWMA weight of the newest windowed estimate (1 = no smoothing)', lo=0.01, hi=1.0,
+    rp.Param('window_s', 3.0, 'Sliding window of samples', lo=0.1, hi=3600.0, unit='s'),
+    rp.Param('ewma_alpha', 0.6, 'EWMA weight of the newest windowed estimate (1 = no smoothing)', lo=0.01, hi=1.0,
              dynamic=True),
     rp.Param('small_payload_bytes', 2048, 'Samples up to this size estimate the RTT', lo=0, unit='bytes'),
     rp.Param('min_bandwidth_payload_bytes', 4096, 'Samples from this size estimate the bandwidth', lo=1,
@@ -48,7 +48,7 @@ PARAMS = [
              unit='Mbit/s'),
     rp.Param('recent_samples', 16, 'Per payload size, only the newest this many samples of the window are used',
              lo=1, hi=10000),
-    rp.Param('quantile', 0.25, 'Quantile of the transfer times of each payload size (0.5 = median, lower = '
+    rp.Param('quantile', 0.4, 'Quantile of the transfer times of each payload size (0.5 = median, lower = '
              'steadier under load); the spread between it and 1 - quantile is the noise level', lo=0.01, hi=0.5),
     rp.Param('rtt_quantile', 0.5, 'Quantile of the newest small messages\' transfer times published as the RTT: '
              'the round trip a frame typically sees', lo=0.01, hi=0.99),
