@@ -266,6 +266,7 @@ def status_text(monitor: Monitor, t0: float, now: float, schedule: BandwidthSche
     est = monitor.latest('bandwidth_mbps')
     rtt = monitor.latest('rtt_ms')
     load = monitor.latest('device_load')
+    slowdown = monitor.latest('device_slowdown')
     parts = [f't={now - t0:5.1f}s', f'frames {len(results):4d}',
              f'acc {acc:.3f}' if acc is not None else 'acc   -  ',
              f'p50 {p50:6.1f} ms' if p50 is not None else 'p50     -    ',
@@ -273,7 +274,8 @@ def status_text(monitor: Monitor, t0: float, now: float, schedule: BandwidthSche
              f'link {schedule.mbps_at(now - t0):g} Mbit/s (est {_short(est)}' if est is not None
              else f'link {schedule.mbps_at(now - t0):g} Mbit/s (est -',
              (f'rtt {rtt:.1f} ms)' if rtt is not None else 'rtt -)'),
-             f'cpu {load:.2f}' if load is not None else 'cpu -',
+             (f'cpu {load:.2f}' if load is not None else 'cpu -')
+             + (f' slowdown {slowdown:.1f}x' if slowdown is not None else ''),
              f'decision {decisions[-1][1]}' if decisions else 'decision - (device fallback)']
     return ' | '.join(parts[:2] + [' '.join(parts[2:5]), ' '.join(parts[5:7]), parts[7], parts[8]])
 

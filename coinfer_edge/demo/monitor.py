@@ -3,7 +3,7 @@
 """The demo's monitor: an rclpy node in the demo process that records what the graph publishes.
 
 It keeps every result, ground-truth label and decision with its receipt time, the link
-estimates, both CPU loads and the device's emulated bandwidth (from its diagnostics), for
+estimates, both CPU loads, both measured compute slowdowns and the device's emulated bandwidth (from its diagnostics), for
 the live status line and the final report (:mod:`coinfer_edge.demo.cli`).
 """
 
@@ -25,7 +25,8 @@ from coinfer_device.ros.conventions import DIAGNOSTICS_TOPIC
 
 # Telemetry series: key -> Float32 topic (the emulated bandwidth comes from the device's diagnostics).
 TELEMETRY = {'bandwidth_mbps': 'coinfer/link/bandwidth_mbps', 'rtt_ms': 'coinfer/link/rtt_ms',
-             'device_load': 'coinfer/device/cpu_load', 'edge_load': 'coinfer/edge/cpu_load'}
+             'device_load': 'coinfer/device/cpu_load', 'edge_load': 'coinfer/edge/cpu_load',
+             'device_slowdown': 'coinfer/device/compute_slowdown', 'edge_slowdown': 'coinfer/edge/compute_slowdown'}
 EMULATED = 'emulated_mbps'
 
 Snapshot = tuple[list[tuple[float, int, rec.Result]], dict[int, int], list[tuple[float, str]],
