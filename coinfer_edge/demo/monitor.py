@@ -3,8 +3,8 @@
 """The demo's monitor: an rclpy node in the demo process that records what the graph publishes.
 
 It keeps every result, ground-truth label and decision with its receipt time, the link
-estimates, both CPU loads, both measured compute slowdowns and the device's emulated bandwidth (from its diagnostics), for
-the live status line and the final report (:mod:`coinfer_edge.demo.cli`).
+estimates, both CPU loads, both measured compute slowdowns and the device's emulated bandwidth
+(from its diagnostics), for the live status line and the final report (:mod:`coinfer_edge.demo.cli`).
 """
 
 from __future__ import annotations
