@@ -16,7 +16,7 @@ import yaml
 from safetensors.numpy import load_file
 
 from coinfer_device.core.action import Action
-from coinfer_device.core.paths import assets_dir
+from coinfer_device.core.paths import DEFAULT_MODEL, SHIPPED_FILES, assets_dir, shipped
 from coinfer_device.core.profile import Profile
 from coinfer_device.core.sidecar import sha256_file
 from coinfer_edge.tools import evaluate_policy, train_policy
@@ -201,20 +201,23 @@ def test_train_and_evaluate_clis_end_to_end(tmp_path: Path) -> None:
                               '--out', str(out)])
 
 
-def test_shipped_policy_files_are_there() -> None:
-    pol = default_policy_path()
-    assert pol.name == 'sacd_policy.safetensors' and pol.parent == assets_dir('coinfer_edge')
-    missing = [str(p) for p in (assets_dir() / 'profile_x86_64.json', pol, pol.with_suffix('.json')) if not p.is_file()]
+@pytest.mark.parametrize('model', sorted(SHIPPED_FILES))
+def test_shipped_policy_files_are_there(model: str) -> None:
+    pol = default_policy_path(model)
+    assert pol.parent == assets_dir('coinfer_edge') and pol.suffix == '.safetensors'
+    missing = [str(p) for p in (shipped(model).profile, pol, pol.with_suffix('.json')) if not p.is_file()]
     assert not missing, f'shipped files missing: {missing}'
     meta = json.loads(pol.with_suffix('.json').read_text())
     assert meta['weights_file'] == pol.name and meta['state']['builder'] == 'coinfer_edge.core.decision.build_state'
+    assert default_policy_path() == default_policy_path(DEFAULT_MODEL)
 
 
-def test_shipped_policy_loads_with_shipped_profile_and_decides_well() -> None:
-    profile = Profile.load()
-    pol = TrainedPolicy.load()          # shipped policy, checked against the shipped profile
+@pytest.mark.parametrize('model', sorted(SHIPPED_FILES))
+def test_shipped_policy_loads_with_shipped_profile_and_decides_well(model: str) -> None:
+    profile = Profile.load(shipped(model).profile)
+    pol = TrainedPolicy.load(default_policy_path(model), profile)   # checked against the profile it was trained on
     assert pol.actions == profile.actions() and pol.agent == 'sacd'
-    obs = Observation(20.0, 3.0, 0.2, 0.1, None, pol.reward_config.deadline_ms, None)
+    obs = Observation(20.0, 3.0, 1.2, 1.0, None, pol.reward_config.deadline_ms, None)
     t0 = time.perf_counter()
     for _ in range(200):
         a = pol.act(obs)
@@ -224,7 +227,7 @@ def test_shipped_policy_loads_with_shipped_profile_and_decides_well() -> None:
     # On fresh synthetic traces (a seed no config uses) the shipped policy is close to the oracle.
     settings = train_policy.load_settings()
     settings = evaluate_policy.settings_from_policy(pol, settings)
-    traces = synthetic_suite(987654, 4, 60.0, settings.env.dt_s)
+    traces = synthetic_suite(987654, 6, 60.0, settings.env.dt_s)
     lm = LatencyModel(profile, settings.env.latency)
     oracle = rollout(oracle_decider(settings.reward, lm.accuracy), profile, traces, settings.reward, settings.env)
     mine = rollout(pol.decider(), profile, traces, settings.reward, settings.env)
@@ -238,7 +241,7 @@ NO_TORCH = textwrap.dedent('''
     from coinfer_edge.core.decision import Observation
     from coinfer_edge.core.policy import TrainedPolicy
     policy = TrainedPolicy.load()
-    action = policy.act(Observation(20.0, 3.0, 0.2, 0.1, None, 20.0, None))
+    action = policy.act(Observation(20.0, 3.0, 1.2, 1.0, None, 100.0, None))
     heavy = sorted(m for m in ('torch', 'coinfer_edge.core.simulator') if m in sys.modules)
     print('decided', action.label(), 'loaded:', ','.join(heavy) or 'none')
 ''')
