@@ -14,6 +14,7 @@ from coinfer_device.core.checkpoint import (CheckpointError, default_checkpoint,
 from coinfer_device.core.data import Preprocessing, batch_to_input, load_fashion_mnist
 from coinfer_device.core.evaluation import exit_accuracies
 from coinfer_device.core.model import ModelSpec, MultiExitAlexNet
+from coinfer_device.core.paths import SHIPPED_FILES, shipped
 
 torch.set_num_threads(1)
 SUBSET = 2000  # fixed subset: the first 2000 test images
@@ -48,9 +49,11 @@ def test_metadata_must_be_ours(tmp_path):
         load_checkpoint(path)
 
 
-def test_shipped_checkpoint_is_small_and_weights_only():
-    path = default_checkpoint()
-    assert path.stat().st_size <= 20 * 1024 * 1024
+@pytest.mark.parametrize('model', sorted(SHIPPED_FILES))
+def test_shipped_checkpoint_is_small_and_weights_only(model):
+    path = shipped(model).checkpoint
+    assert path.stat().st_size <= 30 * 1024 * 1024
+    assert (path == default_checkpoint()) == (model == 'alexnet224')
     state = torch.load(path, weights_only=True)
     assert all(isinstance(v, torch.Tensor) for v in state.values())
 
@@ -65,7 +68,7 @@ SHIPPED_LOGITS = [
 
 
 def test_shipped_checkpoint_gives_its_pinned_logits():
-    loaded = load_checkpoint()
+    loaded = load_checkpoint(shipped('small').checkpoint)
     assert loaded.metadata['spec'].get('arch', 'small') == 'small'
     images = load_fashion_mnist(split='test').images[:2]
     with torch.no_grad():
@@ -75,17 +78,19 @@ def test_shipped_checkpoint_gives_its_pinned_logits():
     assert [int(i) for i in outs[-1].argmax(1)] == [9, 2]
 
 
-def test_shipped_checkpoint_matches_its_metadata_on_a_fixed_subset():
+@pytest.mark.parametrize('model', sorted(SHIPPED_FILES))
+def test_shipped_checkpoint_matches_its_metadata_on_a_fixed_subset(model):
     """Deepest exit >= 90 % over the full test set per metadata; the subset agrees within noise."""
-    loaded = load_checkpoint()
+    loaded = load_checkpoint(shipped(model).checkpoint)
     meta_acc = [e['test_accuracy'] for e in loaded.metadata['exits']]
     assert meta_acc[-1] >= 0.90
     assert meta_acc == sorted(meta_acc), 'earlier exits must be less accurate'
-    subset = load_fashion_mnist(split='test').subset(np.arange(SUBSET))
+    subset = load_fashion_mnist(split='test').subset(np.arange(SUBSET if model == 'small' else SUBSET // 4))
     acc = exit_accuracies(loaded.model, subset, loaded.preprocessing)
     for measured, recorded in zip(acc, meta_acc):
-        # binomial standard error at n=2000 is ~0.7 %; 3 % is > 4 sigma
-        assert abs(measured - recorded) < 0.03, (acc, meta_acc)
+        # binomial standard error at n=2000 (500 for the 224 x 224 net, slow on CI's CPU) is ~0.7 % (1.4 %);
+        # 3 % (5 %) is > 4 sigma (3.5 sigma)
+        assert abs(measured - recorded) < (0.03 if model == 'small' else 0.05), (acc, meta_acc)
 
 
 def test_evaluate_model_cli_json():
