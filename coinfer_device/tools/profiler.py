@@ -238,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.from_bag:
         return refresh_from_bags(args, sys.argv[1:] if argv is None else argv)
+    all_threads = torch.get_num_threads()  # accuracy is no timing: it runs on every core
     torch.set_num_threads(args.threads)
     try:
         loaded = load_checkpoint(args.checkpoint)
@@ -257,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     frame_frames = args.frame_samples * max_p * len(bits) if args.frame_period_ms > 0 else 0
     total = model.num_blocks + model.num_exits + max_p * len(bits) * (1 if args.skip_accuracy else 2) + frame_frames
     t0 = time.time()
-    with tqdm(total=total, desc='profiling', unit='step', disable=None) as progress:
+    # On a terminal the bar redraws every second; in a log file (a long run in the background) every 30 s.
+    with tqdm(total=total, desc='profiling', unit='step', mininterval=1.0 if sys.stderr.isatty() else 30.0) as progress:
         progress.set_postfix_str('compute')
         block_ms, exit_ms = measure_compute(model, x1, args.runs, args.warmup, progress)
         progress.set_postfix_str('codec')
@@ -274,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             accuracy = Profile.load(args.accuracy_from).accuracy
         else:
             progress.set_postfix_str('accuracy')
-            torch.set_num_threads(max(args.threads, torch.get_num_threads()))
+            torch.set_num_threads(max(args.threads, all_threads))
             accuracy = measure_accuracy(model, x_val, y_val, bits, progress)
     profile = Profile(
         block_ms=block_ms, exit_ms=exit_ms, branch_points=list(model.spec.exit_branch_points),
