@@ -106,7 +106,7 @@ def test_prints_the_final_table_with_plausible_accuracy(demo):
     assert labelled >= frames // 2
     assert acc > 0.7
     assert re.search(r'^\| action +\| policy decisions', out, re.M)
-    assert re.search(r'^\| \d+-\d+ s +\| +20 Mbit/s +\| +[0-9.]+ \|', out, re.M)  # the link phases table
+    assert re.search(r'^\| \d+-\d+ s +\| +50 Mbit/s +\| +[0-9.]+ \|', out, re.M)  # the link phases table
     assert str(demo['out']) in out
 
 

@@ -5,7 +5,7 @@
 ``coinfer-demo`` starts the camera (Fashion-MNIST replay), device, CPU monitors, edge, link
 monitor and policy nodes as separate processes -- the installed console scripts with the
 same parameter files as the launch files (``config/*.yaml``) plus a few ``-p`` overrides --
-and emulates a link whose bandwidth steps through a schedule (default 20 -> 2 -> 0.5 -> 10
+and emulates a link whose bandwidth steps through a schedule (default 50 -> 12 -> 2 -> 25
 Mbit/s) inside the device node, so no root is needed.  An rclpy monitor node in this
 process records every result, ground-truth label, decision and link estimate, prints a
 one-line live status, and at the end prints a table and writes plots, the per-frame
@@ -47,7 +47,7 @@ from coinfer_edge.demo.harness import (NodeStartError, StartInterrupted, adopt_e
 from coinfer_edge.demo.monitor import Monitor, Snapshot
 
 PROG = 'coinfer-demo'
-DEFAULT_SCHEDULE_MBPS = (20.0, 2.0, 0.5, 10.0)
+DEFAULT_SCHEDULE_MBPS = (50.0, 12.0, 2.0, 25.0)  # raw input, a split, on-device, a split (224 x 224 model)
 DEFAULT_RTT_MS = 2.0
 STATUS_WINDOW_S = 5.0
 STARTUP_TIMEOUT_S = 120.0
@@ -78,7 +78,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help=f'ROS_DOMAIN_ID of the graph (default: a random unused one in '
                         f'{DOMAIN_RANGE[0]}..{DOMAIN_RANGE[1] - 1})')
     parser.add_argument('--link-mbps', type=float, nargs='+', default=list(DEFAULT_SCHEDULE_MBPS), metavar='MBPS',
-                        help='bandwidth steps of the emulated link (default: 20 2 0.5 10)')
+                        help='bandwidth steps of the emulated link (default: 50 12 2 25: raw input, a split and '
+                        'on-device each win with the 224 x 224 model)')
     parser.add_argument('--step-s', type=float, default=None,
                         help='seconds per bandwidth step (default: duration / number of steps)')
     parser.add_argument('--rtt-ms', type=float, default=DEFAULT_RTT_MS,
