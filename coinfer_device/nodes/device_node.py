@@ -82,8 +82,8 @@ PARAMS = [
              'measurement, edge recovery); 0 = never', lo=0.0, hi=3600.0, unit='s'),
     rp.Param('probe_actions', [2, 9, 8, 2, 8, 4, 2, 8, 8, 2, 8, 16, 2, 8, 32, 2, 4, 8, 2, 2, 8],
              'Remote actions probes may use: flat list of [exit, partition, bits] triples; the smallest serves as the '
-             'small probe, the large probe is chosen by probe_target_ms (default, 224 x 224 model: 1 kB; 5, 9, 18, 33, 37 and 47 kB; small '
-             'model: 0.3 kB; 4 and 8 kB)', check=rp.triples_check),
+             'small probe, the large probe is chosen by probe_target_ms (default, 224 x 224 model: 1 kB; 5, 9, 18, 33, '
+             '37 and 47 kB; small model: 0.3 kB; 4 and 8 kB)', check=rp.triples_check),
     rp.Param('probe_small_bytes', 2048, 'Messages up to this size measure the RTT (keep equal to the link '
              "monitor's small_payload_bytes)", lo=0, unit='bytes'),
     rp.Param('probe_large_bytes', 4096, 'Messages from this size measure the bandwidth (keep equal to the link '
