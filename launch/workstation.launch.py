@@ -5,8 +5,8 @@
 One robot: ``ros2 launch coinfer workstation.launch.py namespace:=robot1``.
 One edge for several robots (``robot_namespaces`` in edge.yaml) and one policy per robot:
 ``ros2 launch coinfer workstation.launch.py use_policy:=false`` once, then per robot
-``ros2 launch coinfer workstation.launch.py use_edge:=false namespace:=robot1
-edge_cpu_load_topic:=/coinfer/edge/cpu_load``.
+``ros2 launch coinfer workstation.launch.py use_edge:=false namespace:=robot1`` (the edge publishes its
+``compute_slowdown`` in every robot namespace it serves, where the policy reads it).
 
 The edge and policy nodes are lifecycle nodes that configure and activate themselves
 (``autostart``; ``autostart:=false`` leaves the transitions to ``ros2 lifecycle set``), and
@@ -38,7 +38,6 @@ def generate_launch_description():
     profile_path = LaunchConfiguration('profile_path')
     use_edge = LaunchConfiguration('use_edge')
     use_policy = LaunchConfiguration('use_policy')
-    edge_cpu_load_topic = LaunchConfiguration('edge_cpu_load_topic')
     fastdds_profile = LaunchConfiguration('fastdds_profile')
     log_level = LaunchConfiguration('log_level')
     autostart = LaunchConfiguration('autostart')
@@ -63,9 +62,6 @@ def generate_launch_description():
                               description="Machine profile JSON ('' = the shipped one)"),
         DeclareLaunchArgument('use_edge', default_value='true', description='Start edge_node and edge_cpu_monitor'),
         DeclareLaunchArgument('use_policy', default_value='true', description='Start policy_node'),
-        DeclareLaunchArgument('edge_cpu_load_topic', default_value='coinfer/edge/cpu_load',
-                              description='Where the policy reads the edge CPU load (absolute when the edge runs '
-                                          'in another namespace)'),
         DeclareLaunchArgument('fastdds_profile',
                               default_value=PathJoinSubstitution([share, 'config', 'fastdds_profile.xml']),
                               description='Fast DDS profile (fast rediscovery of restarted nodes)'),
@@ -91,7 +87,6 @@ def generate_launch_description():
                                    'policy_path': ParameterValue(policy_path, value_type=str),
                                    'profile_path': ParameterValue(profile_path, value_type=str),
                                    'autostart': ParameterValue(autostart, value_type=bool)}],
-                      remappings=[('coinfer/edge/cpu_load', edge_cpu_load_topic)],
                       condition=IfCondition(use_policy), output='screen',
                       arguments=['--ros-args', '--log-level', log_level], on_exit=critical_exit),
     ])

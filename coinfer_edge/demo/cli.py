@@ -47,7 +47,7 @@ from coinfer_edge.demo.harness import (NodeStartError, StartInterrupted, adopt_e
 from coinfer_edge.demo.monitor import Monitor, Snapshot
 
 PROG = 'coinfer-demo'
-DEFAULT_SCHEDULE_MBPS = (50.0, 12.0, 2.0, 25.0)  # raw input, a split, on-device, a split (224 x 224 model)
+DEFAULT_SCHEDULE_MBPS = (50.0, 12.0, 2.0, 25.0)  # raw input, a split, on-device, raw input (224 x 224 model)
 DEFAULT_RTT_MS = 2.0
 STATUS_WINDOW_S = 5.0
 STARTUP_TIMEOUT_S = 120.0
