@@ -24,7 +24,7 @@ from coinfer_device.core.profile import Profile
 from coinfer_device.core.recording import load_recording
 from coinfer_device.tools import profiler
 from coinfer_edge.core.recorded import trace_of, transitions_of
-from coinfer_edge.core.decision import RewardConfig
+from coinfer_edge.core.decision import LatencySettings, RewardConfig
 from coinfer_edge.demo.harness import Graph, config_file, ros_env
 from coinfer_edge.tools import bag_extract, train_policy
 from graph_support import Probe, model_checkpoint, policy_file, profile_file
@@ -120,10 +120,13 @@ def test_a_short_training_run_consumes_the_recording(run, tmp_path):
                               '--set', 'train.eval_every=300', '--set', 'env.episode_steps=20',
                               '--set', 'traces.validation.count=1', '--set', 'traces.validation.duration_s=5',
                               '--profile', str(profile_file()), '--out', str(out), '--no-progress']) == 0
-    meta = json.loads(out.with_suffix('.json').read_text())['training']
+    doc = json.loads(out.with_suffix('.json').read_text())
+    meta = doc['training']
     rec = load_recording(run['bag'])
     ts = transitions_of(rec, '/', Profile.load(profile_file()), RewardConfig()).transitions
-    assert meta['train_traces'][0]['steps'] == len(trace_of(rec, '/', 0.1))
+    # the trace replays the recorded contention: the measured compute slowdowns over the nominal ones
+    nominal = LatencySettings.from_dict(doc['latency_model'])
+    assert meta['train_traces'][0]['steps'] == len(trace_of(rec, '/', 0.1, nominal))
     assert meta['replay_seeded']['transitions'] == len(ts)
 
 

@@ -39,7 +39,7 @@ BAD_STARTS = {
     'bad_qos': ('cpu_monitor', lambda d: ['-p', 'qos.load.reliability:=sometimes'], "'qos.load.reliability'"),
     'non_local_fallback': ('device_node', lambda d: ['-p', 'fallback_action:=[2, 4, 8]'], 'must be a local action'),
     'bad_triple': ('device_node', lambda d: ['-p', 'probe_actions:=[2, 4]'], 'triples'),
-    'no_large_probe': ('device_node', lambda d: ['-p', 'probe_actions:=[2, 0, 8]'], 'no action of at least'),
+    'no_large_probe': ('device_node', lambda d: ['-p', 'probe_actions:=[2, 9, 2]'], 'no action of at least'),
     'slowdown_below_1': ('device_node', lambda d: ['-p', 'compute_slowdown:=0.5'], "'compute_slowdown' must be >= 1"),
     'missing_model': ('edge_node', lambda d: ['-p', f'model_path:={d / "none.pt"}'], 'not found'),
     'bad_namespace': ('edge_node', lambda d: ['-p', 'robot_namespaces:=["r 1"]'], 'not a valid namespace'),
