@@ -68,7 +68,7 @@ def build_graph(args: argparse.Namespace, policy: dict[str, Any], schedule: Band
     g.add('edge', 'edge_node', name='edge_node', params_files=[edge_yaml], params=model)
     g.add('edge_cpu_monitor', 'cpu_monitor', name='edge_cpu_monitor', params_files=[edge_yaml])
     g.add('policy', 'policy_node', name='policy_node', params_files=[config_file('policy.yaml')],
-          params={**policy, **profile})
+          params={**policy, **profile, 'deadline_ms': float(deadline_ms)})
     g.add('link_monitor', 'link_monitor', name='link_monitor', params_files=[config_file('link_monitor.yaml')])
     g.add('cpu_monitor', 'cpu_monitor', name='cpu_monitor', params_files=[device_yaml])
     g.add('device', 'device_node', name='device_node', params_files=[device_yaml], params={

@@ -9,7 +9,7 @@ measured) and ``coinfer/result`` (latency of the newest frame) and publishes ``c
 at ``rate_hz``:
 
 * ``policy: sacd`` (default): the trained discrete SAC policy
-  (``coinfer_edge/assets/sacd_policy.safetensors`` unless ``policy_path``) acting greedily on
+  (the default shipped model's ``sacd_policy_alexnet224.safetensors`` unless ``policy_path``) acting greedily on
   :func:`coinfer_edge.core.decision.build_state`;
 * ``policy: rule``: model-based exhaustive search over the profile's actions, using the
   latency model of :mod:`coinfer_edge.core.decision` with the measured state;
