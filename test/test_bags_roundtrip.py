@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from coinfer_device.core import bags
+from coinfer_device.core.action import Action
 from coinfer_device.core.profile import Profile
 from coinfer_device.core.recording import load_recording
 from coinfer_device.tools import profiler
@@ -99,7 +100,7 @@ def test_extraction_gives_traces_and_transitions_with_the_right_counts_and_units
     assert f'{len(s.results)} results' in out and f'{len(s.decisions)} decisions' in out
     trace = trace_of(rec, '/', 0.1)
     start = max(s.scalars[bags.BANDWIDTH][0][0], s.scalars[bags.RTT][0][0])
-    end = max(v[-1][0] for k, v in s.scalars.items() if v)
+    end = max(s.scalars[k][-1][0] for k in (bags.BANDWIDTH, bags.RTT, bags.DEVICE_LOAD, bags.EDGE_LOAD))
     assert len(trace) == (end - start) // 100_000_000 + 1
     assert set(trace.bandwidth_mbps) <= {v for _, v in s.scalars[bags.BANDWIDTH]}
     log = transitions_of(rec, '/', Profile.load(profile_file()), RewardConfig())
@@ -136,8 +137,12 @@ def test_profile_refresh_takes_the_robots_slower_timings(run, tmp_path):
     assert profiler.main(['--from-bag', str(run['bag']), '--base', str(profile_file()), '--out', str(out)]) == 0
     new = Profile.load(out)
     scale = new.settings['refresh']['device_scale']
-    # the device ran SLOWDOWN x its per-frame compute, itself at least the tight-loop profile's
-    assert scale >= SLOWDOWN * 0.75
+    # The device ran SLOWDOWN x its per-frame compute (which the base profile holds): the refreshed profile, with
+    # its fitted per-frame intercept, predicts at least that for the full network on the device.  (The split into
+    # slope and intercept is noisy over a few seconds of frames; the prediction is not.)
+    final = Action(len(base.branch_points) - 1, base.branch_points[-1], 0)
+    predicted = new.device_compute_ms(final) + new.settings['latency']['device_overhead_ms']
+    assert predicted >= SLOWDOWN * 0.75 * base.device_compute_ms(final), (predicted, new.settings['refresh'])
     assert new.block_ms == pytest.approx([v * scale for v in base.block_ms], rel=1e-3, abs=1e-5)
     assert new.accuracy == base.accuracy and new.payload_bytes == base.payload_bytes
     assert new.settings['latency']['device_slowdown'] == 1.0
