@@ -58,6 +58,18 @@ def policy_file() -> Path:
     return require_file(default_policy_path(TEST_MODEL), 'SAC-d policy')
 
 
+# rclpy 9 (Jazzy) at interpreter exit: the garbage collector finalizes a Task whose __init__ never ran to the end
+# (an executor shutting down mid-schedule) and its Future.__del__ prints this; nothing of ours is involved.
+_RCLPY_TASK_DEL = re.compile(
+    r"Exception ignored in: <function Future\.__del__ at 0x[0-9a-f]+>\nTraceback \(most recent call last\):\n"
+    r"(?:  .*\n)+?AttributeError: 'Task' object has no attribute '_exception'\n?")
+
+
+def without_rclpy_exit_noise(output: str) -> str:
+    """Return a node's output without rclpy's known finalizer message at interpreter exit (see above)."""
+    return _RCLPY_TASK_DEL.sub('', output)
+
+
 @dataclass
 class Received:
     """One received record: receipt time (monotonic s), header stamp (ns), frame_id, parsed payload."""
