@@ -15,7 +15,7 @@ import numpy as np
 
 from coinfer_device.core.action import LOCAL_BITS, Action
 from coinfer_device.core.profile import Profile
-from coinfer_edge.core.decision import (LatencyModel, RewardConfig, action_mask, edgent_indices, float_candidates,
+from coinfer_edge.core.decision import (EdgentRule, LatencyModel, RewardConfig, action_mask, float_candidates,
                                         masked_argmax)
 from coinfer_edge.core.simulator import Decider, EnvConfig, StepView, TraceBank
 from coinfer_edge.core.traces import Trace
@@ -73,9 +73,11 @@ def neurosurgeon(latency: LatencyModel) -> Decider:
 
 
 def edgent(latency: LatencyModel) -> Decider:
-    """Edgent-style rule on the measured state (:func:`coinfer_edge.core.decision.edgent_indices`)."""
+    """Edgent-style rule on the measured state (:class:`coinfer_edge.core.decision.EdgentRule`)."""
+    rule = EdgentRule(latency)
+
     def decide(v: StepView) -> np.ndarray:
-        return edgent_indices(latency, latency.table(v.measured), v.deadline_ms, v.mask)
+        return rule.indices(latency.table(v.measured), v.deadline_ms, v.mask)
     return decide
 
 

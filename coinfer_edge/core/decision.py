@@ -268,28 +268,34 @@ def float_candidates(latency: LatencyModel, exits: Sequence[int] | None = None) 
     return np.array([a.exit in exits_set and a.bits in (FLOAT32_BITS, LOCAL_BITS) for a in latency.actions])
 
 
-def edgent_indices(latency: LatencyModel, predicted: np.ndarray, deadline_ms: Any, mask: np.ndarray) -> np.ndarray:
+class EdgentRule:
     """Edgent-style choice: the most accurate exit whose best float32 partition meets the deadline.
 
-    ``predicted`` [N, A] is the latency the model predicts from the measured state.  For each exit
-    (most accurate first) take the partition of least predicted latency (float32 or local); choose
-    the first exit whose prediction is within the deadline, else the fastest of all.
+    For each exit (most accurate first) take the partition of least predicted latency (float32 or
+    local); choose the first exit whose prediction is within the deadline, else the fastest of all.
+    The candidate sets and the exit order depend only on the profile, so they are built once.
     """
-    n_exits = len(latency.profile.branch_points)
-    per_exit = [float_candidates(latency, [e]) for e in range(n_exits)]
-    order = sorted(range(n_exits), key=lambda e: -latency.accuracy[per_exit[e]].max())
-    choice = masked_argmax(-predicted, float_candidates(latency) & mask)
-    decided = np.zeros(len(choice), bool)
-    deadline = np.broadcast_to(np.asarray(deadline_ms, dtype=np.float64), decided.shape)
-    for e in order:
-        m = per_exit[e] & mask
-        if not m.any():
-            continue
-        best = masked_argmax(-predicted, m)
-        ok = ~decided & (predicted[np.arange(len(best)), best] <= deadline)
-        choice = np.where(ok, best, choice)
-        decided |= ok
-    return choice
+
+    def __init__(self, latency: LatencyModel) -> None:
+        n_exits = len(latency.profile.branch_points)
+        self.per_exit = [float_candidates(latency, [e]) for e in range(n_exits)]
+        self.order = sorted(range(n_exits), key=lambda e: -latency.accuracy[self.per_exit[e]].max())
+        self.all_float = float_candidates(latency)
+
+    def indices(self, predicted: np.ndarray, deadline_ms: Any, mask: np.ndarray) -> np.ndarray:
+        """Return the choice per row of ``predicted`` [N, A], the latency predicted from the measured state."""
+        choice = masked_argmax(-predicted, self.all_float & mask)
+        decided = np.zeros(len(choice), bool)
+        deadline = np.broadcast_to(np.asarray(deadline_ms, dtype=np.float64), decided.shape)
+        for e in self.order:
+            m = self.per_exit[e] & mask
+            if not m.any():
+                continue
+            best = masked_argmax(-predicted, m)
+            ok = ~decided & (predicted[np.arange(len(best)), best] <= deadline)
+            choice = np.where(ok, best, choice)
+            decided |= ok
+        return choice
 
 
 # --------------------------------------------------------------------------- deciders
@@ -390,10 +396,15 @@ class FixedDecider(_ProfileDecider):
 
 
 class EdgentDecider(_ProfileDecider):
-    """Edgent-style rule (:func:`edgent_indices`) on the measured state of each observation."""
+    """Edgent-style rule (:class:`EdgentRule`) on the measured state of each observation."""
+
+    def __init__(self, profile: Profile, reward_config: RewardConfig, settings: LatencySettings | None = None,
+                 mask: np.ndarray | None = None) -> None:
+        super().__init__(profile, reward_config, settings, mask)
+        self.rule = EdgentRule(self.latency)
 
     def act(self, observation: Observation, mask: np.ndarray | None = None) -> Action:
         """Return the Edgent-style choice for the measured state and deadline of ``observation``."""
         predicted = self.latency.table(observation.system_state())[None, :]
-        index = edgent_indices(self.latency, predicted, [observation.deadline_ms], self._allowed(mask))
+        index = self.rule.indices(predicted, [observation.deadline_ms], self._allowed(mask))
         return self.actions[int(index[0])]
