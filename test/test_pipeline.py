@@ -265,6 +265,21 @@ def test_local_frames_probe_small_then_large_when_due():
     assert len(rig.sent) == 3 and len(rig.sent[2][0]) <= 2048, 'small was sent longest ago: it goes first'
 
 
+def test_a_probe_carries_zeros_of_its_partition_and_costs_the_device_no_network_compute():
+    rig = Rig(probe_interval_s=0.5, compute_slowdown=3.0)
+    rig.frame()  # local, small probe
+    rig.pipe.offer_decision(SMALL_REMOTE)
+    rig.frame()  # remote, large probe after the answer
+    rig.answer(rig.sent[1])
+    assert rig.count('probes_sent') == 2 and len(rig.sent) == 3
+    # one slow-CPU wait per frame for its own compute (the local frame's head and tail, the remote one's head)
+    assert rig.sleeps[0] == pytest.approx(2 * (HEAD_MS + TAIL_MS) / 1e3) and len(rig.sleeps) == 2
+    for payload, _ in (rig.sent[0], rig.sent[2]):
+        header, feature = decode_features(payload)
+        assert tuple(feature.shape[1:]) == rig.model.feature_shape(header.partition_point)
+        assert not feature.any()
+
+
 def test_large_probe_is_sized_by_the_lower_of_the_measured_and_its_own_bandwidth():
     rig = Rig(probe_interval_s=0.5)
     rig.pipe.set_link_bandwidth(100.0)
