@@ -12,7 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ('coinfer_device', 'coinfer_edge')
 # Folders whose modules must run without ROS: the pure core and the offline tools.
-PURE_FOLDERS = ('coinfer_device/core', 'coinfer_device/tools', 'coinfer_edge/core', 'coinfer_edge/tools')
+PURE_FOLDERS = ('coinfer_device/core', 'coinfer_device/tools', 'coinfer_edge/core', 'coinfer_edge/tools',
+                'coinfer_edge/testbed')
 ROS_MODULES = ('rclpy', 'sensor_msgs', 'std_msgs', 'diagnostic_msgs', 'rcl_interfaces', 'builtin_interfaces')
 
 
