@@ -1,6 +1,7 @@
 # coinfer: one command to set up and run the demo, one to set up and run the tests.
 #   make demo   - venv + pinned deps + data set, then the all-in-one demo
 #   make test   - venv + pinned deps + data set, then every test (lint, unit, property, ROS graph)
+#   make experiment - (root) every policy on two emulated hosts with a shaped link; regenerates docs/results.md
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -10,8 +11,10 @@ FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 ROS_ENV = AMENT_PREFIX_PATH="$(CURDIR)/$(VENV)" ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST \
           ROS_LOG_DIR="$${ROS_LOG_DIR:-$$(mktemp -d)}"
 DEMO_ARGS ?=
+EXPERIMENT_ARGS ?=
+TESTBED_BENCH := bench/bench_reliability.py bench/bench_soak.py
 
-.PHONY: setup system-deps test demo bench clean
+.PHONY: setup system-deps test demo experiment bench bench-testbed clean
 
 setup: system-deps $(STAMP)
 
@@ -48,8 +51,16 @@ test: setup
 demo: setup
 	@export $(ROS_ENV); $(VENV)/bin/coinfer-demo $(DEMO_ARGS)
 
+experiment: setup
+	@export $(ROS_ENV); $(VENV)/bin/coinfer-experiment --report docs/results.md $(EXPERIMENT_ARGS)
+
 bench: setup
-	@export $(ROS_ENV); for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@export $(ROS_ENV); for b in $(filter-out $(TESTBED_BENCH),$(wildcard bench/bench_*.py)); do \
+	  echo "== $$b"; $(PY) $$b || exit 1; done
+
+# The real-link testbed's benchmarks (root; the soak takes 10 minutes).
+bench-testbed: setup
+	@export $(ROS_ENV); for b in $(TESTBED_BENCH); do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) build install log results .pytest_cache

@@ -46,6 +46,8 @@ setup(
             'coinfer-bag-extract = coinfer_edge.tools.bag_extract:main',
             'coinfer-update-policy = coinfer_edge.tools.update_policy:main',
             'coinfer-demo = coinfer_edge.demo.cli:main',
+            'coinfer-experiment = coinfer_edge.demo.experiment:main',
+            'coinfer-experiment-report = coinfer_edge.demo.results:main',
         ],
     },
 )

@@ -20,17 +20,13 @@ import pytest
 from coinfer_edge.testbed import cgroup
 from coinfer_edge.testbed.cgroup import CPU_ROOT, CgroupError, CpuQuota, clean_leftover_cgroups, require_cpu_controller
 
+import testbed_support
+
 BUSY = 'while True: pass'
 
 
 def require_root() -> None:
-    """Fail (do not skip) without root, unless explicitly opted out outside CI."""
-    if os.geteuid() == 0:
-        return
-    message = 'the CPU quota tests need root (cgroups): run them as root'
-    if os.environ.get('COINFER_TESTBED_OPT_OUT') == '1' and os.environ.get('CI', '').lower() not in ('1', 'true'):
-        pytest.skip(message + ' (opted out with COINFER_TESTBED_OPT_OUT=1)')
-    pytest.fail(message + ', or set COINFER_TESTBED_OPT_OUT=1 to skip them explicitly')
+    testbed_support.require_root('the CPU quota tests (cgroups)')
 
 
 def cpu_share(pids: list[int], seconds: float) -> float:
@@ -141,3 +137,49 @@ def test_not_root_is_one_clear_line(monkeypatch):
     with pytest.raises(PermissionError, match='needs root') as info:
         CpuQuota(0.25).create()
     assert '\n' not in str(info.value)
+
+
+BURST = '''
+import sys, time
+def work():
+    end = time.thread_time() + 0.004
+    while time.thread_time() < end:
+        pass
+for _ in range(3):
+    work()
+walls = []
+for _ in range(8):
+    time.sleep(0.05)
+    start = time.perf_counter()
+    work()
+    walls.append(time.perf_counter() - start)
+walls.sort()
+print(walls[len(walls) // 2] * 1e3)
+'''
+
+
+def test_a_fine_grained_slowdown_stretches_short_bursts():
+    """4 ms of CPU every 50 ms: a plain 1/6 quota (100 ms period) lets it run at full speed; set_slowdown(6) not."""
+    require_root()
+    with CpuQuota(1.0) as quota:
+        quota.set_fraction(1 / 6)
+        plain = _burst_ms(quota)
+        quota.set_slowdown(6.0)
+        assert (quota.path / 'cpu.cfs_period_us').read_text().strip() == '6000'
+        slowed = _burst_ms(quota)
+    assert plain < 8.0, plain
+    # measured 15.9 ms: a burst of n quanta waits about n - 1 periods (the first quantum is there at once)
+    assert 4.0 * 3.0 <= slowed <= 4.0 * 8.0, slowed
+
+
+def _burst_ms(quota: CpuQuota) -> float:
+    child = subprocess.Popen([sys.executable, '-c', 'import sys; sys.stdin.readline()\n' + BURST],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        quota.add(child.pid)
+        out, _ = child.communicate('go\n', timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=10)
+    return float(out.strip())

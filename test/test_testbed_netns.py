@@ -9,7 +9,6 @@ them explicitly on a machine where root is not available (never honoured under `
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -21,6 +20,8 @@ import pytest
 
 from coinfer_edge.testbed import netns
 from coinfer_edge.testbed.netns import Testbed, child_env, clean_leftovers, list_namespaces
+
+import testbed_support
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -35,13 +36,7 @@ WIRE_OVERHEAD = 1500 / 1448
 
 
 def require_root() -> None:
-    """Fail (do not skip) without root, unless explicitly opted out outside CI."""
-    if os.geteuid() == 0:
-        return
-    message = 'the testbed tests need root (network namespaces, TUN, tc): run them as root'
-    if os.environ.get('COINFER_TESTBED_OPT_OUT') == '1' and os.environ.get('CI', '').lower() not in ('1', 'true'):
-        pytest.skip(message + ' (opted out with COINFER_TESTBED_OPT_OUT=1)')
-    pytest.fail(message + ', or set COINFER_TESTBED_OPT_OUT=1 to skip them explicitly')
+    testbed_support.require_root('the testbed tests (network namespaces, TUN, tc)')
 
 
 def ours(tag: str) -> list[str]:

@@ -19,6 +19,7 @@ flight are not published); *cleanup* releases everything.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from functools import partial
@@ -43,6 +44,7 @@ from coinfer_device.ros import params as rp
 from coinfer_device.ros.params import ParameterError
 from coinfer_device.ros.slowdown_topic import SLOWDOWN_PARAMS, SlowdownTopic, slowdown_qos
 from coinfer_device.ros.diagnostics import DIAGNOSTIC_PARAMS, Diagnostics, FrequencyStatus, level_of
+from coinfer_device.ros.conventions import FRAME_COUNTS_MARKER
 from coinfer_device.ros.runtime import LIFECYCLE_PARAMS, BurstLogger, ManagedNode, run_node
 
 QOS = (rp.QosDefault('image', 'image_raw', 'best_effort', 1),
@@ -182,8 +184,13 @@ class DeviceNode(ManagedNode):
         self._taking_frames = True
 
     def deactivate_node(self) -> None:
-        """Stop taking frames; the model and the pipeline stay."""
+        """Stop taking frames and log the frame counters (every frame's fate); the model and the pipeline stay."""
         self._taking_frames = False
+        if self.pipeline is not None:
+            self.accounting.settle(time.monotonic())
+            counts = {**self.pipeline.counters.totals(), 'in_flight': self.pipeline.tracker.in_flight(),
+                      **self.accounting.values()}
+            self.get_logger().info(f'{FRAME_COUNTS_MARKER} {json.dumps(counts, sort_keys=True)}')
 
     def cleanup_node(self) -> None:
         """Stop the pipeline's threads and release the model, publishers, subscriptions and timer."""

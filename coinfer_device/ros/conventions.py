@@ -12,6 +12,8 @@ import signal
 # Every node logs one line containing this once it works: a plain node when its topics exist, a
 # lifecycle node when it reaches the active state.
 READY_MARKER = 'ready:'
+# The device node logs this, then its frame counters as one JSON object, when it stops taking frames.
+FRAME_COUNTS_MARKER = 'frame counts:'
 # The console scripts of lifecycle nodes (configure loads, activate starts the flow; docs/launch.md).
 LIFECYCLE_EXECUTABLES = ('device_node', 'edge_node', 'policy_node')
 # Label of the lifecycle state in which a node works (lifecycle_msgs/msg/State).

@@ -1,0 +1,374 @@
+# Copyright 2026 The coinfer authors
+# SPDX-License-Identifier: Apache-2.0
+"""``coinfer-experiment``: every policy end to end on two emulated hosts, a shaped changing link and a throttled CPU.
+
+One run per policy, each with the same scenario (:data:`SCENARIO`: steps of link rate, RTT and
+robot CPU load) on a fresh :class:`~coinfer_edge.testbed.netns.Testbed`:
+
+* the **robot** namespace runs the camera, the device node, the link monitor and its CPU monitor;
+  the device node runs in a cgroup whose CPU quota makes it ``k`` times slower than this machine
+  (:meth:`~coinfer_edge.testbed.cgroup.CpuQuota.set_slowdown`; ``k`` matches the policy's
+  ``latency.device_slowdown`` x the profile's per-frame compute, as the demo calibrates), and a
+  CPU-load step shrinks the quota further: a load ``u`` leaves the device ``1 - u`` of its share;
+* the **workstation** namespace runs the edge, the policy, its CPU monitor and ``coinfer-record``;
+* between them, ``tc tbf`` shapes both directions to the step's rate and the TUN delay line adds
+  half the step's RTT each way.  Nothing is emulated inside the nodes (``compute_slowdown`` 1,
+  no ``emulated_link``).
+
+Every run is recorded as a bag; :mod:`coinfer_edge.demo.results` turns the bags into the report.
+Discovery crosses the namespaces by multicast on the TUN link (``ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET``,
+which reaches only the testbed's own two namespaces).  Needs root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Sequence
+
+import psutil
+import yaml
+
+from coinfer_device.core.action import Action
+from coinfer_device.core.paths import DEFAULT_MODEL, SHIPPED_FILES, shipped
+from coinfer_device.ros.conventions import FRAME_COUNTS_MARKER
+from coinfer_edge.core.policy import default_policy_path
+from coinfer_edge.demo.compare import DEFAULT_POLICIES, CompareError, PolicyRun, policy_runs
+from coinfer_edge.demo.graph import choose_domain_id
+from coinfer_edge.demo.harness import (Graph, NodeProcess, NodeStartError, StartInterrupted, clean_stale_shm,
+                                       config_file, ros_env, stop_processes)
+from coinfer_edge.testbed.cgroup import CpuQuota, clean_leftover_cgroups
+from coinfer_edge.testbed.netns import Testbed, clean_leftovers, require_root
+
+PROG = 'coinfer-experiment'
+RUN_JSON = 'run.json'
+EDGE_SIDE = ('recorder', 'edge', 'edge_cpu_monitor', 'policy')
+DEVICE_SIDE = ('link_monitor', 'cpu_monitor', 'device', 'camera')
+STARTUP_TIMEOUT_S = 120.0
+EXPERIMENT_POLICIES = DEFAULT_POLICIES + ('neurosurgeon', 'rule', 'e2/p2/b4', 'e2/p8/b4')
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a scenario: link rate [Mbit/s], round-trip time [ms], CPU loads in [0, 1), link up or cut.
+
+    A CPU load ``u`` is competing work on that host: the device keeps ``1 - u`` of its quota, the
+    edge gets ``1 - u`` of one CPU (no limit at 0).
+    """
+
+    name: str
+    mbps: float
+    rtt_ms: float
+    device_load: float = 0.0
+    edge_load: float = 0.0
+    link_up: bool = True
+
+    def __post_init__(self) -> None:
+        if (not self.mbps > 0 or not self.rtt_ms >= 0 or not 0.0 <= self.device_load < 1.0
+                or not 0.0 <= self.edge_load < 1.0):
+            raise ValueError(f'bad scenario step {self}')
+
+
+SCENARIOS = {
+    # Every regime in which a different knob wins, a sudden drop, an LTE-like high-bandwidth / high-RTT link and a
+    # robot CPU burst at high bandwidth.
+    'policies': (Step('WiFi, fast', 50.0, 4.0), Step('WiFi, medium', 12.0, 4.0), Step('sudden drop', 2.0, 4.0),
+                 Step('LTE-like', 30.0, 60.0), Step('CPU burst', 50.0, 4.0, device_load=0.6),
+                 Step('recovered', 25.0, 4.0)),
+    # A link cut and a saturated edge CPU between normal steps.
+    'reliability': (Step('normal', 25.0, 4.0), Step('link cut', 25.0, 4.0, link_up=False),
+                    Step('restored', 25.0, 4.0), Step('edge CPU saturated', 25.0, 4.0, edge_load=0.9),
+                    Step('normal again', 25.0, 4.0)),
+    # One long step for memory and queue growth (bench/bench_soak.py runs it at 30 Hz).
+    'soak': (Step('steady WiFi', 25.0, 4.0),),
+}
+RSS_EVERY_S = 5.0
+DRAIN_S = 1.5  # after the device stopped: its last results cross the slowest link of a scenario
+
+
+@dataclass
+class Setting:
+    """What every run of one experiment shares."""
+
+    out: Path
+    steps: tuple[Step, ...]
+    step_s: float
+    rate_hz: float
+    device_factor: float
+    model: Path
+    profile: Path
+    policy_file: Path
+    device_params: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Return the command line of ``coinfer-experiment``."""
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split('\n\n')[0])
+    p.add_argument('--policies', nargs='+', default=list(EXPERIMENT_POLICIES), metavar='POLICY',
+                   help=f'policies to run (default: {" ".join(EXPERIMENT_POLICIES)}); any action label fixes one')
+    p.add_argument('--step-s', type=float, default=10.0, help='seconds per scenario step (default 10)')
+    p.add_argument('--scenario', choices=tuple(SCENARIOS), default='policies',
+                   help='policies: link and CPU regimes (default); reliability: a link cut and a saturated edge; '
+                        'soak: one long steady step')
+    p.add_argument('--steps', type=int, default=None, help='run only the first N steps of the scenario')
+    p.add_argument('--rate-hz', type=float, default=10.0, help='camera frame rate (default 10)')
+    p.add_argument('--out', type=Path, default=None, help='runs folder (default results/experiment-<timestamp>)')
+    p.add_argument('--report', type=Path, default=None,
+                   help='write the report here when done (default: OUT/results.md; make experiment: docs/results.md)')
+    p.add_argument('--shipped', choices=tuple(SHIPPED_FILES), default=DEFAULT_MODEL,
+                   help=f'shipped model, profile and policy (default {DEFAULT_MODEL}; small: the 32 x 32 network)')
+    p.add_argument('--device-param', action='append', default=[], metavar='NAME=VALUE',
+                   help='extra device_node parameter (YAML value), e.g. publish_thread=true; repeatable')
+    p.add_argument('--device-factor', type=float, default=None, metavar='K',
+                   help="robot CPU: K times slower than this machine (default: calibrated to the policy's Pi)")
+    return p.parse_args(argv)
+
+
+def calibrated_factor(model_path: Path, profile_path: Path, policy_file: Path, rate_hz: float) -> float:
+    """Return how much slower than this machine the robot is: the policy's Pi slowdown x profiled / measured here."""
+    import torch
+
+    from coinfer_device.core.checkpoint import load_checkpoint
+    from coinfer_device.core.profile import Profile
+    from coinfer_device.core.slowdown import matched_slowdown, per_frame_ms
+
+    torch.set_num_threads(1)
+    meta = json.loads(policy_file.with_suffix('.json').read_text())
+    assumed = float(meta['latency_model']['device_slowdown'])
+    profile = Profile.load(profile_path)
+    last = len(profile.branch_points) - 1
+    profiled = profile.device_compute_ms(Action(last, profile.branch_points[last], 0))
+    measured = per_frame_ms(load_checkpoint(model_path).model, min(1.0 / rate_hz, 0.1))
+    return matched_slowdown(assumed, profiled, measured).compute_slowdown
+
+
+def build_graph(setting: Setting, run: PolicyRun, testbed: Testbed, env: dict[str, str], out: Path) -> Graph:
+    """Return the node processes of one run, each to be started inside its side's namespace."""
+    meta = json.loads(setting.policy_file.with_suffix('.json').read_text())
+    deadline = float(meta['reward']['deadline_ms'])
+    model = {'model_path': str(setting.model), 'profile_path': str(setting.profile)}
+    policy = {**run.node_params, 'profile_path': str(setting.profile), 'deadline_ms': deadline}
+    if run.node_params.get('policy') == 'sacd':
+        policy['policy_path'] = str(setting.policy_file)
+    g = Graph(env, out / 'logs')
+    edge_yaml, device_yaml = config_file('edge.yaml'), config_file('device.yaml')
+    g.add('recorder', 'coinfer-record', name='recorder', params={'output': str(out / 'bag')})
+    g.add('edge', 'edge_node', name='edge_node', params_files=[edge_yaml], params=model)
+    g.add('edge_cpu_monitor', 'cpu_monitor', name='edge_cpu_monitor', params_files=[edge_yaml])
+    g.add('policy', 'policy_node', name='policy_node', params_files=[config_file('policy.yaml')], params=policy)
+    g.add('link_monitor', 'link_monitor', name='link_monitor', params_files=[config_file('link_monitor.yaml')])
+    g.add('cpu_monitor', 'cpu_monitor', name='cpu_monitor', params_files=[device_yaml])
+    g.add('device', 'device_node', name='device_node', params_files=[device_yaml],
+          params={**model, 'compute_slowdown': 1.0, 'deadline_ms': deadline, **setting.device_params})
+    g.add('camera', 'camera_node', name='camera_node', params_files=[config_file('camera.yaml')],
+          params={'rate_hz': float(setting.rate_hz)})
+    for label, proc in g.nodes.items():
+        _inside(proc, testbed.exec_args('edge' if label in EDGE_SIDE else 'device'))
+    return g
+
+
+def _inside(proc: NodeProcess, prefix: list[str]) -> None:
+    # `ip netns exec` execs the node, so signals reach it directly.  The harness asks lifecycle nodes
+    # for their state over DDS from this process, which is outside both namespaces: the ready line
+    # (logged on activation) is the readiness signal here.
+    proc.command = prefix + proc.command
+    proc.lifecycle_node = None
+
+
+def run_policy(setting: Setting, run: PolicyRun, domain: int, stop: threading.Event) -> dict[str, Any]:
+    """Run the scenario once with ``run``'s policy; return what ``run.json`` records."""
+    out = setting.out / run.name.replace('/', '_')  # an action label names the run of a fixed split
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / 'bag').exists():
+        raise SystemExit(f'{PROG}: error: {out / "bag"} exists; choose another --out or remove it')
+    first = setting.steps[0]
+    doc: dict[str, Any] = {'policy': run.name, 'label': run.label, 'node_params': run.node_params,
+                           'steps': [asdict(s) for s in setting.steps], 'step_s': setting.step_s,
+                           'rate_hz': setting.rate_hz, 'device_factor': setting.device_factor,
+                           'model': str(setting.model), 'profile': str(setting.profile),
+                           'policy_file': str(setting.policy_file), 'device_params': setting.device_params,
+                           'bag': str(out / 'bag')}
+    with Testbed(delay_ms=first.rtt_ms / 2, rate_mbps=first.mbps, handle_signals=False) as bed, \
+            CpuQuota(1.0) as quota, CpuQuota(None) as edge_quota:
+        env = ros_env(domain, out / 'ros_log', ROS_AUTOMATIC_DISCOVERY_RANGE='SUBNET')
+        graph = build_graph(setting, run, bed, env, out)
+        try:
+            graph.start(list(EDGE_SIDE), STARTUP_TIMEOUT_S, stop)
+            graph.start(['link_monitor', 'cpu_monitor', 'device'], STARTUP_TIMEOUT_S, stop)
+            quota.set_slowdown(setting.device_factor / (1.0 - first.device_load))
+            quota.add(graph['device'].pid)
+            edge_quota.add(graph['edge'].pid)
+            graph.start(['camera'], STARTUP_TIMEOUT_S, stop)
+            doc['t0_ns'] = time.time_ns()
+            start = time.monotonic()
+            rss = RssLog(graph)
+            for i, step in enumerate(setting.steps):
+                apply_step(step, bed, quota, edge_quota, setting.device_factor)
+                print(f'  t={time.monotonic() - start:5.1f}s step {i + 1}/{len(setting.steps)}: {describe(step)}',
+                      flush=True)
+                end = start + (i + 1) * setting.step_s
+                while time.monotonic() < end:
+                    dead = [label for label, p in graph.nodes.items() if not p.alive()]
+                    if dead:
+                        raise RuntimeError(f'{dead[0]} stopped unexpectedly:\n{graph[dead[0]].tail(15)}')
+                    rss.sample(time.monotonic() - start)
+                    if stop.wait(min(0.5, max(end - time.monotonic(), 0.0))):
+                        raise KeyboardInterrupt
+            doc['ran_s'] = time.monotonic() - start
+            doc['rss_mb'] = rss.samples
+        finally:
+            codes = stop_in_order(graph)
+            doc['exit_codes'] = codes
+            doc['device_counts'] = frame_counts(graph['device'].output())
+            doc['delay_line'] = bed.delay_line_stats() if bed.delay_line is not None else None
+            clean_stale_shm()
+            (out / RUN_JSON).write_text(json.dumps(doc, indent=1) + '\n')
+    return doc
+
+
+def stop_in_order(graph: Graph) -> dict[str, int | None]:
+    """Stop the camera, then the device (it logs its frame counters), then the rest; return the exit statuses.
+
+    The rest waits :data:`DRAIN_S` so that the device's last results cross the link: the recorder
+    then holds every result the device sent.
+    """
+    codes = {}
+    for first in ('camera', 'device'):
+        codes.update(stop_processes([graph[first]], int_timeout=8.0, term_timeout=4.0))
+    time.sleep(DRAIN_S)
+    codes.update(stop_processes([p for label, p in graph.nodes.items() if label not in codes], 8.0, 4.0))
+    return codes
+
+
+def apply_step(step: Step, bed: Testbed, quota: CpuQuota, edge_quota: CpuQuota, device_factor: float) -> None:
+    """Set the link (rate, delay, up or cut) and both hosts' CPU shares of ``step``."""
+    if step.link_up:
+        bed.link_up()
+        bed.set_rate('both', step.mbps)
+    else:
+        bed.link_down()
+    bed.set_delay(step.rtt_ms / 2)
+    quota.set_slowdown(device_factor / (1.0 - step.device_load))
+    edge_quota.set_fraction(1.0 - step.edge_load if step.edge_load > 0 else None)
+
+
+def describe(step: Step) -> str:
+    """Return one line for the progress output."""
+    link = f'{step.mbps:g} Mbit/s, RTT {step.rtt_ms:g} ms' if step.link_up else 'link cut'
+    return f'{step.name}: {link}, robot CPU load {step.device_load:g}, edge CPU load {step.edge_load:g}'
+
+
+class RssLog:
+    """Resident memory of every node process, sampled every :data:`RSS_EVERY_S` (MB by label)."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.samples: list[dict[str, float]] = []
+        self._next = 0.0
+
+    def sample(self, t_s: float) -> None:
+        """Take a sample when one is due."""
+        if t_s < self._next:
+            return
+        self._next = t_s + RSS_EVERY_S
+        row = {'t_s': round(t_s, 2)}
+        for label, proc in self.graph.nodes.items():
+            try:
+                row[label] = psutil.Process(proc.pid).memory_info().rss / 1e6
+            except (psutil.NoSuchProcess, TypeError):
+                pass
+        self.samples.append(row)
+
+
+def frame_counts(log: str) -> dict[str, Any] | None:
+    """Return the device node's frame counters from its log (the line it writes when it stops taking frames)."""
+    for line in reversed(log.splitlines()):
+        if FRAME_COUNTS_MARKER in line:
+            return json.loads(line.split(FRAME_COUNTS_MARKER, 1)[1])
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console script ``coinfer-experiment``."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        require_root(PROG)
+    except PermissionError as exc:
+        print(f'{PROG}: error: {exc}', file=sys.stderr)
+        return 2
+    files = shipped(args.shipped)
+    model, profile, policy_file = files.checkpoint, files.profile, default_policy_path(args.shipped)
+    scenario = SCENARIOS[args.scenario]
+    steps = scenario[:args.steps] if args.steps else scenario
+    try:
+        runs = policy_runs(args.policies, _profile(profile), _best_fixed(policy_file))
+    except CompareError as exc:
+        print(f'{PROG}: error: {exc}', file=sys.stderr)
+        return 2
+    clean_leftovers()
+    clean_leftover_cgroups()
+    factor = args.device_factor or calibrated_factor(model, profile, policy_file, args.rate_hz)
+    out = args.out or Path('results') / f'experiment-{datetime.now():%Y%m%d-%H%M%S}'
+    setting = Setting(out.resolve(), tuple(steps), args.step_s, args.rate_hz, factor, model, profile,
+                      policy_file, device_params(args.device_param))
+    setting.out.mkdir(parents=True, exist_ok=True)
+    print(f'{PROG}: {len(runs)} policies x {len(steps)} steps of {args.step_s:g} s; robot CPU {factor:.2f}x slower '
+          f'than this machine (cgroup quota); runs in {setting.out}', flush=True)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    domain = choose_domain_id()
+    status = 0
+    try:
+        for i, run in enumerate(runs):
+            print(f'\n=== {i + 1}/{len(runs)}: {run.label} ===', flush=True)
+            doc = run_policy(setting, run, domain, stop)
+            bad = {k: v for k, v in doc['exit_codes'].items() if v not in (0, None)}
+            if bad:
+                print(f'note: exit statuses {bad} (logs in {Path(doc["bag"]).parent / "logs"})', flush=True)
+                status = 1
+    except (KeyboardInterrupt, StartInterrupted):
+        print(f'{PROG}: interrupted; the testbed was cleaned up', flush=True)
+        return 130
+    except (NodeStartError, RuntimeError) as exc:
+        print(f'{PROG}: error: {exc}\n(the testbed was cleaned up; node logs in {setting.out})', file=sys.stderr,
+              flush=True)
+        return 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    from coinfer_edge.demo.results import write_report
+    report = write_report(setting.out, args.report or setting.out / 'results.md')
+    print(f'\n{report.read_text()}\nwrote {report}', flush=True)
+    return status
+
+
+def device_params(pairs: Sequence[str]) -> dict[str, Any]:
+    """Return ``NAME=VALUE`` pairs as parameters (values parsed as YAML: true, 3, 0.5, [1, 2])."""
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition('=')
+        if not sep or not name:
+            raise SystemExit(f'{PROG}: error: --device-param wants NAME=VALUE, got {pair!r}')
+        out[name] = yaml.safe_load(value)
+    return out
+
+
+def _profile(path: Path):
+    from coinfer_device.core.profile import Profile
+    return Profile.load(path)
+
+
+def _best_fixed(policy_file: Path) -> Action | None:
+    best = json.loads(policy_file.with_suffix('.json').read_text()).get('training', {}).get('best_fixed_action')
+    return Action(*best) if best else None
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,363 @@
+# Copyright 2026 The coinfer authors
+# SPDX-License-Identifier: Apache-2.0
+"""The experiment's report, regenerated from its bags: ``coinfer-experiment-report RUNS [--out docs/results.md]``.
+
+Every run folder of :mod:`coinfer_edge.demo.experiment` holds ``run.json`` (scenario, start time,
+the device's frame counters) and ``bag/``.  From them this module computes, per policy: measured
+accuracy against the camera's ground truth, latency p50/p95/p99, deadline hits, the mean reward of
+the policy objective, the mean reward per scenario step; for fixed remote actions the ratio of the
+measured end-to-end latency to the physical sum (head compute + payload bits / shaped rate + RTT +
+tail compute); and the frame accounting (every camera frame: a result or a counted reason).
+No ROS import: bags are read with ``rosbags``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from coinfer_device.core import bags
+from coinfer_device.core import records as rec
+from coinfer_device.core.link_emulator import BandwidthSchedule
+from coinfer_device.core.profile import Profile
+from coinfer_device.core.recording import Streams, load_recording
+from coinfer_edge.core.decision import RewardConfig
+from coinfer_edge.demo.compare import (COMPARISON_PLOTS, PolicyRun, adaptation_times, format_comparison, frame_rewards,
+                                       live_metrics, worst_adaptation_s, write_comparison_plots)
+from coinfer_edge.demo.report import FrameRecord, table
+
+PROG = 'coinfer-experiment-report'
+RUN_JSON = 'run.json'
+STEADY_AFTER_S = 2.0
+# Where a remote frame's time beyond the physical sum goes (medians, ms): device work besides the model (image
+# conversion, encoding, publication, the CPU quota's waits), link time besides serialization and RTT (DDS,
+# executors, queueing), edge work besides the model (decoding, hand-offs), and the rest (the frame's wait for
+# the worker, the result's publication).
+OVERHEAD_PARTS = ('device_extra_ms', 'link_extra_ms', 'edge_extra_ms', 'other_ms')  # a step's first seconds are the transition: the physical-sum ratio uses the rest
+
+
+@dataclass
+class Run:
+    """One policy's run: its ``run.json``, the frames it answered and the decisions it took."""
+
+    doc: dict[str, Any]
+    policy: PolicyRun
+    records: list[FrameRecord]
+    decisions: list[tuple[float, str]]
+    streams: Streams
+
+    @property
+    def schedule(self) -> BandwidthSchedule:
+        """Return the link rates of the scenario as a schedule, one value per step."""
+        return BandwidthSchedule(tuple(s['mbps'] for s in self.doc['steps']), self.doc['step_s'], loop=False)
+
+    @property
+    def duration_s(self) -> float:
+        """Return how long the scenario ran."""
+        return float(self.doc.get('ran_s') or len(self.doc['steps']) * self.doc['step_s'])
+
+    def step_at(self, t_s: float) -> dict[str, Any]:
+        """Return the scenario step in force ``t_s`` seconds after the start."""
+        steps = self.doc['steps']
+        return steps[min(max(int(t_s // self.doc['step_s']), 0), len(steps) - 1)]
+
+
+def load_run(folder: Path) -> Run:
+    """Read one run folder (``run.json`` and its bag) into frame records relative to the scenario's start."""
+    doc = json.loads((folder / RUN_JSON).read_text())
+    if 't0_ns' not in doc:
+        raise ValueError(f'{folder}: the run did not start its scenario (no t0_ns in {RUN_JSON})')
+    recording = load_recording(Path(doc['bag']) if Path(doc['bag']).exists() else folder / 'bag')
+    s = recording.streams.get('/') or Streams('/')
+    t0 = doc['t0_ns']
+    schedule = BandwidthSchedule(tuple(st['mbps'] for st in doc['steps']), doc['step_s'], loop=False)
+    estimates = s.scalars[bags.BANDWIDTH]
+    records = []
+    for i, (t_ns, r) in enumerate(s.results):
+        t = (t_ns - t0) / 1e9
+        est = [v for tn, v in estimates if tn <= t_ns]
+        records.append(FrameRecord(
+            t_s=t, stamp_ns=s.result_stamps[i], frame_seq=r.frame_seq, class_id=r.class_id, truth=s.label_of(i),
+            confidence=r.confidence, action=r.action.label(), exit=r.exit, partition=r.partition, bits=r.bits,
+            source='edge' if r.source == rec.SOURCE_EDGE else 'device',
+            fallback=rec.FALLBACK_WORDS.get(r.fallback, str(r.fallback)), device_ms=r.device_ms,
+            transfer_ms=r.transfer_ms, edge_ms=r.edge_ms, total_ms=r.total_ms, payload_bytes=r.payload_bytes,
+            deadline_ms=r.deadline_ms, deadline_met=r.deadline_met, link_mbps=schedule.mbps_at(t),
+            estimated_mbps=est[-1] if est else None))
+    decisions = [((t_ns - t0) / 1e9, a.label()) for t_ns, a in s.decisions]
+    policy = PolicyRun(doc['policy'], doc['label'], doc['node_params'])
+    return Run(doc, policy, records, decisions, s)
+
+
+def in_scenario(run: Run) -> list[FrameRecord]:
+    """Return the frames answered while the scenario ran."""
+    return [r for r in run.records if 0.0 <= r.t_s <= run.duration_s]
+
+
+def step_rewards(run: Run, reward: RewardConfig, profile: Profile) -> list[float]:
+    """Return the mean reward of each scenario step (NaN for a step without frames)."""
+    records = in_scenario(run)
+    rewards = frame_rewards(records, reward, profile.accuracy_of)
+    out = []
+    for i in range(len(run.doc['steps'])):
+        lo, hi = i * run.doc['step_s'], (i + 1) * run.doc['step_s']
+        chosen = [x for r, x in zip(records, rewards) if lo <= r.t_s < hi]
+        out.append(float(np.mean(chosen)) if chosen else math.nan)
+    return out
+
+
+def step_details(run: Run, reward: RewardConfig, profile: Profile) -> list[dict[str, Any]]:
+    """Return per scenario step: frames, share answered on the device, deadline hits, p95 latency, mean reward."""
+    records = in_scenario(run)
+    rewards = frame_rewards(records, reward, profile.accuracy_of)
+    out = []
+    for i, step in enumerate(run.doc['steps']):
+        lo, hi = i * run.doc['step_s'], (i + 1) * run.doc['step_s']
+        chosen = [(r, x) for r, x in zip(records, rewards) if lo <= r.t_s < hi]
+        lat = [r.total_ms for r, _ in chosen]
+        out.append({'step': step['name'], 'frames': len(chosen),
+                    'local': float(np.mean([r.source == 'device' for r, _ in chosen])) if chosen else math.nan,
+                    'hits': float(np.mean([r.deadline_met for r, _ in chosen])) if chosen else math.nan,
+                    'p95_ms': float(np.percentile(lat, 95)) if lat else math.nan,
+                    'reward': float(np.mean([x for _, x in chosen])) if chosen else math.nan,
+                    'actions': ', '.join(f'{a} {n}' for a, n in Counter(r.action for r, _ in chosen).most_common(3))})
+    return out
+
+
+def recovery_s(run: Run) -> list[dict[str, Any]]:
+    """Return, for every step that follows a link cut, how long after it the first edge answer came."""
+    out = []
+    steps = run.doc['steps']
+    for i in range(1, len(steps)):
+        if steps[i - 1].get('link_up', True) or not steps[i].get('link_up', True):
+            continue
+        start = i * run.doc['step_s']
+        first = next((r.t_s for r in run.records if r.source == 'edge' and r.t_s >= start), None)
+        out.append({'step': steps[i]['name'], 'seconds': None if first is None else first - start})
+    return out
+
+
+def rss_growth(run: Run, warmup_s: float) -> dict[str, dict[str, float]]:
+    """Return per node: RSS [MB] at the first sample after ``warmup_s``, at the end, and the growth in %."""
+    samples = [row for row in run.doc.get('rss_mb') or [] if row['t_s'] >= warmup_s]
+    if len(samples) < 2:
+        return {}
+    out = {}
+    for label in samples[0]:
+        if label == 't_s' or label not in samples[-1]:
+            continue
+        a, b = samples[0][label], samples[-1][label]
+        out[label] = {'start_mb': a, 'end_mb': b, 'max_mb': max(row.get(label, 0.0) for row in samples),
+                      'growth_pct': 100.0 * (b - a) / a}
+    return out
+
+
+def physical_ratios(run: Run) -> list[dict[str, Any]]:
+    """Return, per step, the median of measured / physical latency of the steady-state remote frames.
+
+    Physical sum = head compute (measured on the throttled device) + payload bits / shaped rate + RTT
+    + tail compute (measured on the edge): what the frame would take with no framework in the way.
+    ``link_load`` is the offered load (payload bits x camera rate / link rate): at 1 or more the link
+    cannot carry every frame, frames queue, and the ratio measures the queue, not the framework.
+    """
+    out = []
+    for i, step in enumerate(run.doc['steps']):
+        lo, hi = i * run.doc['step_s'] + STEADY_AFTER_S, (i + 1) * run.doc['step_s']
+        ratios, totals, physical, sizes, parts = [], [], [], [], []
+        for r, (_, raw) in zip(run.records, run.streams.results):
+            if r.source != 'edge' or not lo <= r.t_s < min(hi, run.duration_s):
+                continue
+            phys = (raw.device_compute_ms + 8.0 * r.payload_bytes / (step['mbps'] * 1e3) + step['rtt_ms']
+                    + raw.edge_compute_ms)
+            ratios.append(r.total_ms / phys)
+            totals.append(r.total_ms)
+            physical.append(phys)
+            sizes.append(r.payload_bytes)
+            serialization = 8.0 * r.payload_bytes / (step['mbps'] * 1e3)
+            parts.append((r.device_ms - raw.device_compute_ms, r.transfer_ms - serialization - step['rtt_ms'],
+                          r.edge_ms - raw.edge_compute_ms, r.total_ms - r.device_ms - r.transfer_ms - r.edge_ms))
+        if ratios:
+            offered = 8.0 * float(np.median(sizes)) * run.doc['rate_hz'] / (step['mbps'] * 1e6)
+            out.append({'step': step['name'], 'mbps': step['mbps'], 'rtt_ms': step['rtt_ms'], 'frames': len(ratios),
+                        'link_load': offered, **dict(zip(OVERHEAD_PARTS, np.median(np.array(parts), axis=0))),
+                        'measured_ms': float(np.median(totals)), 'physical_ms': float(np.median(physical)),
+                        'ratio': float(np.median(ratios))})
+    return out
+
+
+def accounting(run: Run) -> dict[str, Any]:
+    """Return the frame accounting of a run: camera frames, results, and the device's counted reasons."""
+    counts = run.doc.get('device_counts') or {}
+    results = len(run.streams.results)
+    reasons = {k: counts.get(k, 0) for k in ('dropped_busy', 'rejected_images', 'camera_frames_lost',
+                                             'camera_frames_missed_at_start', 'in_flight')}
+    received = counts.get('camera_frames_received')
+    return {'camera_frames': counts.get('camera_frames'), 'received': received, 'frames_in': counts.get('frames_in'),
+            'processed': counts.get('processed'), 'results_recorded': results,
+            'results_sent': counts.get('results_local', 0) + counts.get('results_edge', 0), **reasons}
+
+
+def unaccounted_frames(acc: dict[str, Any]) -> int:
+    """Return how many frames have neither a result nor a counted reason (0 when the books balance).
+
+    ``frames_in = processed + dropped_busy + rejected_images + (at most one waiting in the mailbox at
+    the stop)``, ``processed = results + in_flight + (at most one being computed at the stop)``, and
+    every result the device sent must be in the bag.
+    """
+    frames_in, processed = acc['frames_in'] or 0, acc['processed'] or 0
+    waiting = frames_in - processed - acc['dropped_busy'] - acc['rejected_images']
+    computing = processed - acc['results_sent'] - acc['in_flight']
+    return (max(waiting - 1, 0) + max(-waiting, 0) + max(computing - 1, 0) + max(-computing, 0)
+            + abs(acc['results_sent'] - acc['results_recorded']))
+
+
+def _pct(value: float) -> str:
+    return '-' if value is None or math.isnan(value) else f'{100.0 * value:.1f} %'
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return '-' if value is None or math.isnan(value) else format(value, fmt)
+
+
+def load_runs(folder: Path) -> list[Run]:
+    """Return every run under ``folder`` (one sub-folder per policy, in the order they ran)."""
+    runs = [load_run(p.parent) for p in sorted(folder.glob(f'*/{RUN_JSON}'))]
+    if not runs:
+        raise FileNotFoundError(f'no runs ({RUN_JSON}) under {folder}')
+    return sorted(runs, key=lambda r: r.doc.get('t0_ns', 0))
+
+
+def write_report(folder: Path, report: Path, profile: Profile | None = None) -> Path:
+    """Write the markdown report of the runs under ``folder`` (and its plots beside it, in ``img/``)."""
+    runs = load_runs(folder)
+    first = runs[0].doc
+    profile = profile or Profile.load(first['profile'])
+    meta = json.loads(Path(first['policy_file']).with_suffix('.json').read_text())
+    reward = RewardConfig.from_dict(meta['reward'])
+    rows = []
+    for run in runs:
+        m = live_metrics(in_scenario(run), reward, profile.accuracy_of)
+        m['adaptation_s'] = (worst_adaptation_s(adaptation_times(run.decisions, run.schedule, run.duration_s))
+                             if run.policy.adaptive else None)
+        rows.append((run.policy, m))
+    steps = first['steps']
+    lines = [
+        '# Results: every policy end to end on two emulated hosts',
+        '',
+        f'Generated by `{PROG} {folder}` from the bags of `coinfer-experiment` '
+        f'({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC). Robot and workstation are two network namespaces; '
+        f'the link between them is shaped by `tc tbf` and delayed by the TUN delay line; the device node runs in a '
+        f'cgroup at {first["device_factor"]:.2f}x slower than this machine ([testbed.md](testbed.md)). '
+        f'Camera {first["rate_hz"]:g} Hz, deadline {reward.deadline_ms:g} ms, {len(runs)} policies, each on the '
+        f'same scenario of {len(steps)} steps of {first["step_s"]:g} s:',
+        '',
+        table(('step', 'link Mbit/s', 'RTT ms', 'robot CPU load'),
+              [(s['name'], f'{s["mbps"]:g}', f'{s["rtt_ms"]:g}', f'{s["device_load"]:g}') for s in steps],
+              [False, True, True, True]),
+        '',
+        '## Per policy',
+        '',
+        format_comparison(rows),
+        '',
+        '## Mean reward per step',
+        '',
+        table(('policy',) + tuple(s['name'] for s in steps),
+              [(run.policy.label,) + tuple('-' if math.isnan(v) else f'{v:.3f}'
+                                           for v in step_rewards(run, reward, profile)) for run in runs],
+              [False] + [True] * len(steps)),
+        '',
+        '## Measured latency over the physical sum (fixed remote actions, steady state)',
+        '',
+        'Physical sum = head compute on the throttled device + payload bits / shaped rate + RTT + tail compute on '
+        f'the edge (all measured per frame); frames from {STEADY_AFTER_S:g} s after a step start; medians.',
+        '',
+    ]
+    phys_rows = [(run.policy.label, r['step'], f'{r["mbps"]:g}', f'{r["rtt_ms"]:g}', f'{r["link_load"]:.2f}',
+                  str(r['frames']), f'{r["measured_ms"]:.1f}', f'{r["physical_ms"]:.1f}', f'{r["ratio"]:.2f}')
+                 + tuple(f'{r[k]:.1f}' for k in OVERHEAD_PARTS)
+                 for run in runs if run.policy.node_params.get('policy') == 'fixed' for r in physical_ratios(run)]
+    lines += [table(('action', 'step', 'Mbit/s', 'RTT ms', 'link load', 'frames', 'measured ms', 'physical ms',
+                     'ratio', 'device extra', 'link extra', 'edge extra', 'other'),
+                    phys_rows, [False, False] + [True] * 11) if phys_rows else 'No fixed remote action ran.',
+              '', 'Link load = payload bits x camera rate / link rate: from 1 on the link cannot carry every frame and '
+              'the ratio measures the queue. Where the rest goes (medians, ms): *device extra* = device time besides '
+              'the model (image conversion, encoding, publication, the CPU quota\'s waits); *link extra* = round trip '
+              'besides serialization and RTT (DDS, executors, queueing); *edge extra* = edge time besides the model '
+              '(decoding, hand-offs); *other* = the frame\'s wait for the device worker and the rest.', '']
+    acc_rows = []
+    for run in runs:
+        a = accounting(run)
+        acc_rows.append((run.policy.label, str(a['camera_frames']), str(a['frames_in']), str(a['results_sent']),
+                         str(a['results_recorded']), str(a['dropped_busy']), str(a['camera_frames_lost']),
+                         str(a['camera_frames_missed_at_start']), str(a['in_flight']), str(unaccounted_frames(a))))
+    lines += ['## Frame accounting', '',
+              'Per run, from the device node\'s counters (logged when it stops) and the bag: frames the camera '
+              'announced, frames the device took in, results it sent and the bag holds, and the counted reasons for '
+              'the rest.', '',
+              table(('policy', 'camera frames', 'device in', 'results sent', 'in bag', 'dropped (busy)',
+                     'lost on the way', 'missed at start', 'in flight at stop', 'unaccounted'),
+                    acc_rows, [False] + [True] * 9), '']
+    for run in runs:
+        if not run.policy.adaptive:
+            continue
+        details = step_details(run, reward, profile)
+        lines += [f'## {run.policy.label}, step by step', '',
+                  table(('step', 'frames', 'on device', 'deadline hits', 'p95 ms', 'mean reward',
+                         'most frequent actions'),
+                        [(d['step'], str(d['frames']), _pct(d['local']), _pct(d['hits']), _num(d['p95_ms'], '.1f'),
+                          _num(d['reward'], '.3f'), d['actions']) for d in details],
+                        [False, True, True, True, True, True, False]), '']
+        recoveries = recovery_s(run)
+        if recoveries:
+            lines += ['After the link came back, the first answer from the edge came after: ' + ', '.join(
+                f"{r['step']}: {_num(r['seconds'], '.2f')} s" for r in recoveries) + '.', '']
+    warmup = min(60.0, runs[0].duration_s / 4)
+    rss_rows = [(run.policy.label, label, f"{g['start_mb']:.1f}", f"{g['end_mb']:.1f}", f"{g['max_mb']:.1f}",
+                 f"{g['growth_pct']:+.1f} %") for run in runs for label, g in rss_growth(run, warmup).items()]
+    if rss_rows:
+        lines += ['## Memory', '', f'Resident memory of every node process, sampled every few seconds; from '
+                  f'{warmup:g} s (after warm-up) to the end of the run.', '',
+                  table(('policy', 'node', f'RSS at {warmup:g} s MB', 'RSS at end MB', 'max MB', 'growth'), rss_rows,
+                        [False, False, True, True, True, True]), '']
+    img = report.parent / 'img'
+    img.mkdir(parents=True, exist_ok=True)
+    written = write_comparison_plots(folder, [(r.policy, in_scenario(r), r.decisions) for r in runs],
+                                     runs[0].schedule, runs[0].duration_s, reward.deadline_ms)
+    names = []
+    for path, name in zip(written, COMPARISON_PLOTS):
+        target = img / f'results_{name}'
+        shutil.copyfile(path, target)
+        names.append(target.name)
+    lines += ['## Plots', ''] + [f'![{n}](img/{n})' for n in names] + ['']
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text('\n'.join(lines))
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console script ``coinfer-experiment-report``."""
+    p = argparse.ArgumentParser(prog=PROG, description='Regenerate the experiment report from its bags.')
+    p.add_argument('runs', type=Path, help='the runs folder of coinfer-experiment (one sub-folder per policy)')
+    p.add_argument('--out', type=Path, default=None, help='report file (default RUNS/results.md)')
+    args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        path = write_report(args.runs, args.out or args.runs / 'results.md')
+    except (FileNotFoundError, ValueError, bags.BagError) as exc:
+        print(f'{PROG}: error: {exc}', file=sys.stderr)
+        return 1
+    print(f'wrote {path}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
