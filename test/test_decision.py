@@ -8,9 +8,9 @@ from hypothesis import given, settings, strategies as st
 
 from coinfer_device.core.action import Action
 from coinfer_device.core.profile import FrameTiming
-from coinfer_edge.core.decision import (EdgentDecider, FixedDecider, LatencyModel, LatencySettings, Observation,
-                                        RewardConfig, RuleDecider, SystemState, action_mask, build_state, build_states,
-                                        cpu_factor, oracle_action, state_dim)
+from coinfer_edge.core.decision import (EdgentDecider, FixedDecider, LatencyModel, LatencySettings, NeurosurgeonDecider,
+                                        Observation, RewardConfig, RuleDecider, SystemState, action_mask, build_state,
+                                        build_states, cpu_factor, oracle_action, state_dim)
 from decision_support import tiny_profile
 
 
@@ -208,11 +208,9 @@ def test_fixed_decider_always_answers_its_action_and_refuses_unknown_ones() -> N
         fixed.act(obs, mask=np.array([a != Action(1, 1, 8) for a in fixed.actions]))
 
 
-def test_edgent_decider_is_the_simulators_edgent_rule_on_the_measured_state() -> None:
-    from coinfer_edge.core import baselines
+def _decisions_against_the_simulators_rule(rule, simulator_rule) -> set:
+    """Return the actions ``rule`` took on 200 random observations, each checked against ``simulator_rule``."""
     from coinfer_edge.core.simulator import StepView
-    prof = tiny_profile()
-    rule = EdgentDecider(prof, RewardConfig())
     rng = np.random.default_rng(5)
     seen = set()
     for _ in range(200):
@@ -223,7 +221,21 @@ def test_edgent_decider_is_the_simulators_edgent_rule_on_the_measured_state() ->
             m.bandwidth_mbps, m.rtt_ms, m.device_contention, m.edge_contention))), m,
             np.zeros((1, 8)), np.array([obs.deadline_ms]), rule.mask)
         a = rule.act(obs)
-        assert a == rule.actions[int(baselines.edgent(rule.latency)(view)[0])]
-        assert a.bits in (0, 32)       # float32 features or local, as Edgent
+        assert a == rule.actions[int(simulator_rule(view)[0])]
+        assert a.bits in (0, 32)       # float32 features or local, as Edgent and Neurosurgeon
         seen.add(a)
-    assert len(seen) >= 3
+    return seen
+
+
+def test_edgent_decider_is_the_simulators_edgent_rule_on_the_measured_state() -> None:
+    from coinfer_edge.core import baselines
+    rule = EdgentDecider(tiny_profile(), RewardConfig())
+    assert len(_decisions_against_the_simulators_rule(rule, baselines.edgent(rule.latency))) >= 3
+
+
+def test_neurosurgeon_decider_is_the_simulators_rule_and_keeps_the_final_exit() -> None:
+    from coinfer_edge.core import baselines
+    prof = tiny_profile()
+    rule = NeurosurgeonDecider(prof, RewardConfig())
+    seen = _decisions_against_the_simulators_rule(rule, baselines.neurosurgeon(rule.latency))
+    assert len(seen) >= 2 and {a.exit for a in seen} == {len(prof.branch_points) - 1}

@@ -408,3 +408,20 @@ class EdgentDecider(_ProfileDecider):
         predicted = self.latency.table(observation.system_state())[None, :]
         index = self.rule.indices(predicted, [observation.deadline_ms], self._allowed(mask))
         return self.actions[int(index[0])]
+
+
+class NeurosurgeonDecider(_ProfileDecider):
+    """Neurosurgeon-style rule: the final exit, float32 features or local, the least *predicted* latency."""
+
+    def __init__(self, profile: Profile, reward_config: RewardConfig, settings: LatencySettings | None = None,
+                 mask: np.ndarray | None = None) -> None:
+        super().__init__(profile, reward_config, settings, mask)
+        self.candidates = float_candidates(self.latency, [len(profile.branch_points) - 1])
+
+    def act(self, observation: Observation, mask: np.ndarray | None = None) -> Action:
+        """Return the final-exit float32 split (or local run) of least predicted latency in the measured state."""
+        predicted = self.latency.table(observation.system_state())
+        allowed = self.candidates & self._allowed(mask)
+        if not allowed.any():
+            raise ValueError('mask excludes every final-exit float32 or local action')
+        return self.actions[int(masked_argmax(-predicted, allowed))]

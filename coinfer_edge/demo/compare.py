@@ -32,7 +32,7 @@ from coinfer_edge.tools import plots
 from coinfer_edge.tools.plots import pyplot
 
 DEFAULT_POLICIES = ('sacd', 'device-final', 'device-earliest', 'raw-input', 'best-fixed', 'edgent')
-ADAPTIVE = ('sacd', 'edgent', 'rule')
+ADAPTIVE = ('sacd', 'edgent', 'neurosurgeon', 'rule')
 COMPARISON_PLOTS = ('compare_latency.png', 'compare_decisions.png', 'compare_latency_cdf.png')
 
 
@@ -68,9 +68,9 @@ def policy_runs(names: Sequence[str], profile: Profile, best_fixed: Action | Non
     by_label = {a.label(): a for a in profile.actions()}
     runs = []
     for name in names:
-        if name in ('sacd', 'rule', 'edgent'):
-            runs.append(PolicyRun(name, {'sacd': 'SAC-d', 'rule': 'rule (model search)',
-                                         'edgent': 'Edgent-style'}[name], {'policy': name}))
+        if name in ADAPTIVE:
+            runs.append(PolicyRun(name, {'sacd': 'SAC-d', 'rule': 'rule (model search)', 'edgent': 'Edgent-style',
+                                         'neurosurgeon': 'Neurosurgeon-style'}[name], {'policy': name}))
         elif name in fixed or name in by_label:
             action = fixed.get(name) or by_label[name]
             if action not in by_label.values():
@@ -81,7 +81,7 @@ def policy_runs(names: Sequence[str], profile: Profile, best_fixed: Action | Non
             raise CompareError('best-fixed needs a SAC-d policy file whose metadata names its best fixed action')
         else:
             raise CompareError(f'unknown policy {name!r} for --compare: one of {", ".join(DEFAULT_POLICIES)}, '
-                               f'rule, or an action label such as {profile.actions()[0].label()}')
+                               f'rule, neurosurgeon, or an action label such as {profile.actions()[0].label()}')
     if len({r.name for r in runs}) != len(runs):
         raise CompareError('--compare lists a policy twice')
     return runs

@@ -47,15 +47,15 @@ from coinfer_device.ros.diagnostics import DIAGNOSTIC_PARAMS, Diagnostics, Frequ
 from coinfer_device.ros.runtime import LIFECYCLE_PARAMS, ManagedNode, StartupError, run_node
 from coinfer_device.core import records as rec
 from coinfer_device.ros import messages as m
-from coinfer_edge.core.decision import (EdgentDecider, FixedDecider, LatencySettings, Observation, RewardConfig,
-                                        RuleDecider, SplitPolicy)
+from coinfer_edge.core.decision import (EdgentDecider, FixedDecider, LatencySettings, NeurosurgeonDecider, Observation,
+                                        RewardConfig, RuleDecider, SplitPolicy)
 from coinfer_edge.core.policy import PolicyError, TrainedPolicy
 
 QOS = (rp.QosDefault('decision', 'coinfer/decision', 'reliable', 1, 'transient_local'),
        rp.QosDefault('telemetry', 'coinfer/link/* and coinfer/*/compute_slowdown', 'best_effort', 1),
        rp.QosDefault('result', 'coinfer/result', 'best_effort', 10))
 REPORT_EVERY_S = 30.0
-POLICIES = ('sacd', 'rule', 'edgent', 'fixed')
+POLICIES = ('sacd', 'rule', 'edgent', 'neurosurgeon', 'fixed')
 
 
 def _fixed_action_check(value: list[int]) -> str | None:
@@ -67,7 +67,8 @@ _LATENCY = LatencySettings()
 
 PARAMS = [
     rp.Param('policy', 'sacd', "'sacd' = trained SAC-d policy, 'rule' = exhaustive search with the latency model, "
-             "'edgent' = Edgent-style rule, 'fixed' = always fixed_action", choices=POLICIES),
+             "'edgent' = Edgent-style rule, 'neurosurgeon' = Neurosurgeon-style rule (final exit, float32 or local, "
+             "least predicted latency), 'fixed' = always fixed_action", choices=POLICIES),
     rp.Param('fixed_action', [-1, -1, -1], "policy 'fixed': [exit, partition, bits]; a local action is "
              "[exit, the exit's branch point, 0]", check=_fixed_action_check),
     rp.Param('policy_path', '', "Trained policy (.safetensors, or a legacy .pt, with its .json); "
@@ -174,6 +175,8 @@ class PolicyNode(ManagedNode):
             return FixedDecider(self.profile, action, reward, settings), f'fixed {action.label()}'
         if self.p['policy'] == 'edgent':
             return EdgentDecider(self.profile, reward, settings), 'Edgent-style rule'
+        if self.p['policy'] == 'neurosurgeon':
+            return NeurosurgeonDecider(self.profile, reward, settings), 'Neurosurgeon-style rule'
         return RuleDecider(self.profile, reward, settings), 'exhaustive search (rule)'
 
     def ready_summary(self) -> str:
