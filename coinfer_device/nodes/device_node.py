@@ -69,8 +69,9 @@ PARAMS = [
              lo=0.1, hi=1e6, dynamic=True, unit='ms'),
     rp.Param('decision_timeout_s', 2.0, 'A decision older than this (receipt time) is stale: fallback_action '
              'applies', lo=0.01, hi=3600.0, dynamic=True, unit='s'),
-    rp.Param('fallback_action', [2, 10, 0], 'Local [exit, partition, bits] used without a fresh decision, while '
-             'the edge is down and to re-run unanswered frames', check=rp.action_check),
+    rp.Param('fallback_action', [0, 2, 0], 'Local [exit, partition, bits] used without a fresh decision, while '
+             'the edge is down and to re-run unanswered frames (default the earliest exit: the only one that meets '
+             'a 100 ms deadline on a Pi-class robot with the 224 x 224 model)', check=rp.action_check),
     rp.Param('compute_slowdown', 1.0, 'Emulate a CPU this many times slower: after the head (and the exit branch '
              'or the encoding) the device waits (k - 1) x the measured compute time (1 = off; keep equal to the '
              "policy's latency.device_slowdown when emulating the robot on a faster machine)", lo=1.0, hi=1000.0,

@@ -161,7 +161,8 @@ def format_comparison(rows: Sequence[tuple[PolicyRun, dict[str, Any]]]) -> str:
                      _cell(m['accuracy'], '.3f'), _cell(m['p50_ms'], '.1f'), _cell(m['p95_ms'], '.1f'),
                      _cell(m['p99_ms'], '.1f'), _cell(m['deadline_hit'], '.1f', 100) + ' %',
                      _cell(m['mean_reward'], '.4f'),
-                     ('-' if not run.adaptive else 'no step needed' if adapt is None else _cell(adapt, '.1f') + ' s')))
+                     ('-' if not run.adaptive else 'no step needed' if adapt is None
+                      else 'did not settle' if math.isnan(adapt) else _cell(adapt, '.1f') + ' s')))
     return (table(header, body, [False] + [True] * (len(header) - 1))
             + '\n* = best mean reward. Reward = the policy objective of the profile accuracy of the action each frame '
               'ran and its measured latency; "adapts in" = the longest time from a bandwidth step to the first '

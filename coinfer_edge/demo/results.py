@@ -38,12 +38,13 @@ from coinfer_edge.demo.report import FrameRecord, table
 
 PROG = 'coinfer-experiment-report'
 RUN_JSON = 'run.json'
-STEADY_AFTER_S = 2.0
+STEADY_AFTER_S = 2.0  # a step's first seconds are the transition: the physical-sum ratio uses the rest
+MEMORY_MIN_S = 120.0  # shorter runs have no steady state to report memory growth over
 # Where a remote frame's time beyond the physical sum goes (medians, ms): device work besides the model (image
 # conversion, encoding, publication, the CPU quota's waits), link time besides serialization and RTT (DDS,
 # executors, queueing), edge work besides the model (decoding, hand-offs), and the rest (the frame's wait for
 # the worker, the result's publication).
-OVERHEAD_PARTS = ('device_extra_ms', 'link_extra_ms', 'edge_extra_ms', 'other_ms')  # a step's first seconds are the transition: the physical-sum ratio uses the rest
+OVERHEAD_PARTS = ('device_extra_ms', 'link_extra_ms', 'edge_extra_ms', 'other_ms')
 
 
 @dataclass
@@ -64,7 +65,8 @@ class Run:
     @property
     def duration_s(self) -> float:
         """Return how long the scenario ran."""
-        return float(self.doc.get('ran_s') or len(self.doc['steps']) * self.doc['step_s'])
+        planned = len(self.doc['steps']) * self.doc['step_s']
+        return min(float(self.doc.get('ran_s') or planned), planned)
 
     def step_at(self, t_s: float) -> dict[str, Any]:
         """Return the scenario step in force ``t_s`` seconds after the start."""
@@ -135,15 +137,23 @@ def step_details(run: Run, reward: RewardConfig, profile: Profile) -> list[dict[
 
 
 def recovery_s(run: Run) -> list[dict[str, Any]]:
-    """Return, for every step that follows a link cut, how long after it the first edge answer came."""
+    """Return, for every step that follows a link cut, when the robot heard the edge again and got an edge result.
+
+    ``answer_s``: the first answer of the edge (a probe's or a frame's, ``coinfer/edge_result``) the
+    recorder on the robot received after the link came back; ``result_s``: the first frame result
+    computed on the edge (None while the policy keeps every frame on the device).
+    """
     out = []
-    steps = run.doc['steps']
+    steps, t0 = run.doc['steps'], run.doc['t0_ns']
+    answers = sorted((t_ns - t0) / 1e9 for t_ns, _ in run.streams.edge_results)
     for i in range(1, len(steps)):
         if steps[i - 1].get('link_up', True) or not steps[i].get('link_up', True):
             continue
         start = i * run.doc['step_s']
-        first = next((r.t_s for r in run.records if r.source == 'edge' and r.t_s >= start), None)
-        out.append({'step': steps[i]['name'], 'seconds': None if first is None else first - start})
+        answer = next((t for t in answers if t >= start), None)
+        result = next((r.t_s for r in run.records if r.source == 'edge' and r.t_s >= start), None)
+        out.append({'step': steps[i]['name'], 'answer_s': None if answer is None else answer - start,
+                    'result_s': None if result is None else result - start})
     return out
 
 
@@ -261,9 +271,10 @@ def write_report(folder: Path, report: Path, profile: Profile | None = None) -> 
         f'Camera {first["rate_hz"]:g} Hz, deadline {reward.deadline_ms:g} ms, {len(runs)} policies, each on the '
         f'same scenario of {len(steps)} steps of {first["step_s"]:g} s:',
         '',
-        table(('step', 'link Mbit/s', 'RTT ms', 'robot CPU load'),
-              [(s['name'], f'{s["mbps"]:g}', f'{s["rtt_ms"]:g}', f'{s["device_load"]:g}') for s in steps],
-              [False, True, True, True]),
+        table(('step', 'link Mbit/s', 'RTT ms', 'robot CPU load', 'edge CPU load'),
+              [(s['name'], f'{s["mbps"]:g}' if s.get('link_up', True) else 'cut', f'{s["rtt_ms"]:g}',
+                f'{s["device_load"]:g}', f'{s.get("edge_load", 0.0):g}') for s in steps],
+              [False, True, True, True, True]),
         '',
         '## Per policy',
         '',
@@ -319,11 +330,14 @@ def write_report(folder: Path, report: Path, profile: Profile | None = None) -> 
                         [False, True, True, True, True, True, False]), '']
         recoveries = recovery_s(run)
         if recoveries:
-            lines += ['After the link came back, the first answer from the edge came after: ' + ', '.join(
-                f"{r['step']}: {_num(r['seconds'], '.2f')} s" for r in recoveries) + '.', '']
-    warmup = min(60.0, runs[0].duration_s / 4)
+            lines += ['After the link came back (' + ', '.join(
+                f"{r['step']}: the robot heard the edge again after {_num(r['answer_s'], '.2f')} s, the first frame "
+                f"result computed on the edge came after {_num(r['result_s'], '.2f')} s" for r in recoveries)
+                + ').', '']
+    warmup = round(min(60.0, runs[0].duration_s / 4))
     rss_rows = [(run.policy.label, label, f"{g['start_mb']:.1f}", f"{g['end_mb']:.1f}", f"{g['max_mb']:.1f}",
-                 f"{g['growth_pct']:+.1f} %") for run in runs for label, g in rss_growth(run, warmup).items()]
+                 f"{g['growth_pct']:+.1f} %") for run in runs if run.duration_s >= MEMORY_MIN_S
+                for label, g in rss_growth(run, warmup).items()]
     if rss_rows:
         lines += ['## Memory', '', f'Resident memory of every node process, sampled every few seconds; from '
                   f'{warmup:g} s (after warm-up) to the end of the run.', '',
