@@ -54,8 +54,10 @@ def demo(tmp_path_factory, ros_domain_id):
     while proc.poll() is None and time.monotonic() < deadline:
         try:
             for child in parent.children(recursive=True):
-                try:  # refreshed on every poll: right after fork a child still shows the parent's command
-                    children[child.pid] = (children.get(child.pid, (child,))[0], child.cmdline())
+                try:  # refreshed on every poll: right after fork a child still shows the parent's command;
+                    # an exiting child (a zombie) shows an empty one, which must not hide what it was
+                    known = children.get(child.pid, (child, []))
+                    children[child.pid] = (known[0], child.cmdline() or known[1])
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     pass
         except psutil.NoSuchProcess:

@@ -269,7 +269,8 @@ def write_report(folder: Path, report: Path, profile: Profile | None = None) -> 
         f'the link between them is shaped by `tc tbf` and delayed by the TUN delay line; the device node runs in a '
         f'cgroup at {first["device_factor"]:.2f}x slower than this machine ([testbed.md](testbed.md)). '
         f'Camera {first["rate_hz"]:g} Hz, deadline {reward.deadline_ms:g} ms, {len(runs)} policies, each on the '
-        f'same scenario of {len(steps)} steps of {first["step_s"]:g} s:',
+        f'same scenario of {len(steps)} steps of {first["step_s"]:g} s (one run per policy; how much runs of the same '
+        f'day differ: [testbed.md](testbed.md#results-and-their-spread)):',
         '',
         table(('step', 'link Mbit/s', 'RTT ms', 'robot CPU load', 'edge CPU load'),
               [(s['name'], f'{s["mbps"]:g}' if s.get('link_up', True) else 'cut', f'{s["rtt_ms"]:g}',
