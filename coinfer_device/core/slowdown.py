@@ -21,7 +21,9 @@ from dataclasses import dataclass
 
 import torch
 
+from coinfer_device.core.action import Action
 from coinfer_device.core.model import MultiExitAlexNet
+from coinfer_device.core.profile import Profile
 
 
 @dataclass(frozen=True)
@@ -55,3 +57,14 @@ def matched_slowdown(device_slowdown: float, profiled_ms: float, measured_ms: fl
     if profiled_ms <= 0 or measured_ms <= 0:
         raise ValueError(f'times must be > 0, got profiled {profiled_ms} ms, measured {measured_ms} ms')
     return Calibration(max(1.0, device_slowdown * profiled_ms / measured_ms), measured_ms, profiled_ms)
+
+
+def calibrate(model: MultiExitAlexNet, profile: Profile, device_slowdown: float, period_s: float,
+              calls: int = 15) -> Calibration:
+    """Return the :func:`matched_slowdown` of ``model`` timed here once every ``period_s`` against ``profile``.
+
+    The work timed and profiled is the full network on the device (the last exit, nothing sent).
+    """
+    last = len(profile.branch_points) - 1
+    profiled = profile.device_compute_ms(Action(last, profile.branch_points[last], 0))
+    return matched_slowdown(device_slowdown, profiled, per_frame_ms(model, period_s, calls))

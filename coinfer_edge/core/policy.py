@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -57,6 +58,27 @@ class PolicyError(RuntimeError):
 def default_policy_path(model: str = DEFAULT_MODEL) -> Path:
     """Return the policy shipped for a shipped model (default: the default model; see ``paths.shipped``)."""
     return assets_dir('coinfer_edge') / shipped(model).policy_file
+
+
+@dataclass(frozen=True)
+class PolicyObjective:
+    """What a policy was trained for, from its ``.json``: reward, the robot's nominal slowdown, the best fixed action.
+
+    ``best_fixed`` is the single action with the best mean reward on the training traces (None when
+    the metadata names none).  Reading it needs neither the weights nor a profile.
+    """
+
+    reward: RewardConfig
+    device_slowdown: float
+    best_fixed: Action | None
+
+    @classmethod
+    def read(cls, policy_file: Path | str) -> 'PolicyObjective':
+        """Read the metadata beside ``policy_file`` (``OSError``, ``KeyError``, ``ValueError`` when it is bad)."""
+        meta = json.loads(Path(policy_file).with_suffix('.json').read_text())
+        best = meta.get('training', {}).get('best_fixed_action')
+        return cls(RewardConfig.from_dict(meta['reward']), float(meta['latency_model']['device_slowdown']),
+                   Action(*best) if best else None)
 
 
 def profile_sha256(profile: Profile) -> str:

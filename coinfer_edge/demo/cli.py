@@ -33,14 +33,13 @@ import yaml
 from coinfer_device.core.link_emulator import BandwidthSchedule
 from coinfer_device.core.paths import DEFAULT_MODEL, SHIPPED_FILES, shipped
 from coinfer_device.core.action import Action
-from coinfer_device.core.slowdown import Calibration, matched_slowdown, per_frame_ms
-from coinfer_device.core import records as rec
+from coinfer_device.core.slowdown import Calibration, calibrate
 from coinfer_edge.core.decision import RewardConfig
 from coinfer_edge.demo.compare import (DEFAULT_POLICIES, CompareError, PolicyRun, adaptation_times, format_comparison,
                                        live_metrics, policy_runs, worst_adaptation_s, write_comparison_plots)
-from coinfer_edge.demo.report import (FrameRecord, jsonable, format_summary, summarize, write_plots, write_records,
-                                      write_summary)
-from coinfer_edge.core.policy import default_policy_path
+from coinfer_edge.demo.report import (FrameRecord, jsonable, format_summary, frame_records, summarize, write_plots,
+                                      write_records, write_summary)
+from coinfer_edge.core.policy import PolicyObjective, default_policy_path
 from coinfer_edge.demo.graph import DOMAIN_RANGE, STARTUP_PHASES, build_graph, choose_domain_id
 from coinfer_edge.demo.harness import (NodeStartError, StartInterrupted, adopt_env, clean_stale_shm, config_file,
                                        ros_env)
@@ -160,8 +159,7 @@ def policy_device_slowdown(policy: str, policy_file: Path | None) -> float:
     """
     try:
         if policy == 'sacd':
-            meta = json.loads(Path(policy_file).with_suffix('.json').read_text())
-            return float(meta['latency_model']['device_slowdown'])
+            return PolicyObjective.read(policy_file).device_slowdown
         doc = yaml.safe_load(config_file('policy.yaml').read_text())
         return float(doc['/**/policy_node']['ros__parameters']['latency.device_slowdown'])
     except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
@@ -177,53 +175,17 @@ def calibrate_slowdown(device_slowdown: float, args: argparse.Namespace) -> Cali
     """
     import torch
 
-    from coinfer_device.core.action import Action
     from coinfer_device.core.checkpoint import load_checkpoint
     from coinfer_device.core.profile import Profile
 
     torch.set_num_threads(1)  # as the device node (torch_threads: 1)
-    model = load_checkpoint(args.model).model
-    profile = Profile.load(args.profile)
-    last = len(profile.branch_points) - 1
-    profiled = profile.device_compute_ms(Action(last, profile.branch_points[last], 0))
-    measured = per_frame_ms(model, min(1.0 / args.rate_hz, 0.1))
-    return matched_slowdown(device_slowdown, profiled, measured)
+    return calibrate(load_checkpoint(args.model).model, Profile.load(args.profile), device_slowdown,
+                     min(1.0 / args.rate_hz, 0.1))
 
 
 def default_out() -> Path:
     """Return ``results/demo-<timestamp>`` under the current folder."""
     return Path('results') / f'demo-{datetime.now().strftime("%Y%m%d-%H%M%S")}'
-
-
-# --------------------------------------------------------------------------- report rows
-
-
-def _value_at(series: Sequence[tuple[float, float]], t: float) -> float | None:
-    """Return the newest value of ``series`` (sorted by time) at or before ``t``."""
-    lo, hi = 0, len(series)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if series[mid][0] <= t:
-            lo = mid + 1
-        else:
-            hi = mid
-    return series[lo - 1][1] if lo else None
-
-
-def frame_records(results: Sequence[tuple[float, int, rec.Result]], truth: dict[int, int], t0: float,
-                  schedule: BandwidthSchedule, estimates: Sequence[tuple[float, float]]) -> list[FrameRecord]:
-    """Turn received results into :class:`FrameRecord` rows (times relative to ``t0``)."""
-    rows = []
-    for t, stamp, r in results:
-        rows.append(FrameRecord(
-            t_s=t - t0, stamp_ns=stamp, frame_seq=r.frame_seq, class_id=r.class_id, truth=truth.get(stamp),
-            confidence=r.confidence, action=r.action.label(), exit=r.exit, partition=r.partition, bits=r.bits,
-            source='edge' if r.source == rec.SOURCE_EDGE else 'device',
-            fallback=rec.FALLBACK_WORDS.get(r.fallback, str(r.fallback)), device_ms=r.device_ms,
-            transfer_ms=r.transfer_ms, edge_ms=r.edge_ms, total_ms=r.total_ms, payload_bytes=r.payload_bytes,
-            deadline_ms=r.deadline_ms, deadline_met=r.deadline_met, link_mbps=schedule.mbps_at(t - t0),
-            estimated_mbps=_value_at(estimates, t)))
-    return rows
 
 
 # --------------------------------------------------------------------------- live status
@@ -338,9 +300,8 @@ def policy_objective(policy: str, policy_file: Path | None) -> tuple[RewardConfi
     """Return the reward the SAC-d policy was trained for and its best fixed action (defaults for the rule)."""
     if policy != 'sacd':
         return RewardConfig(), None
-    meta = json.loads(Path(policy_file).with_suffix('.json').read_text())
-    best = meta.get('training', {}).get('best_fixed_action')
-    return RewardConfig.from_dict(meta['reward']), Action(*best) if best else None
+    objective = PolicyObjective.read(policy_file)
+    return objective.reward, objective.best_fixed
 
 
 def run(args: argparse.Namespace, stop: threading.Event) -> int:

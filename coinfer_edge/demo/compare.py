@@ -32,7 +32,9 @@ from coinfer_edge.tools import plots
 from coinfer_edge.tools.plots import pyplot
 
 DEFAULT_POLICIES = ('sacd', 'device-final', 'device-earliest', 'raw-input', 'best-fixed', 'edgent')
-ADAPTIVE = ('sacd', 'edgent', 'neurosurgeon', 'rule')
+# The policies that react to the measured state, with their table labels.
+ADAPTIVE = {'sacd': 'SAC-d', 'edgent': 'Edgent-style', 'neurosurgeon': 'Neurosurgeon-style',
+            'rule': 'rule (model search)'}
 COMPARISON_PLOTS = ('compare_latency.png', 'compare_decisions.png', 'compare_latency_cdf.png')
 
 
@@ -69,8 +71,7 @@ def policy_runs(names: Sequence[str], profile: Profile, best_fixed: Action | Non
     runs = []
     for name in names:
         if name in ADAPTIVE:
-            runs.append(PolicyRun(name, {'sacd': 'SAC-d', 'rule': 'rule (model search)', 'edgent': 'Edgent-style',
-                                         'neurosurgeon': 'Neurosurgeon-style'}[name], {'policy': name}))
+            runs.append(PolicyRun(name, ADAPTIVE[name], {'policy': name}))
         elif name in fixed or name in by_label:
             action = fixed.get(name) or by_label[name]
             if action not in by_label.values():

@@ -36,10 +36,10 @@ from typing import Any, Sequence
 import psutil
 import yaml
 
-from coinfer_device.core.action import Action
 from coinfer_device.core.paths import DEFAULT_MODEL, SHIPPED_FILES, shipped
+from coinfer_device.core.profile import Profile
 from coinfer_device.ros.conventions import FRAME_COUNTS_MARKER
-from coinfer_edge.core.policy import default_policy_path
+from coinfer_edge.core.policy import PolicyObjective, default_policy_path
 from coinfer_edge.demo.compare import DEFAULT_POLICIES, CompareError, PolicyRun, policy_runs
 from coinfer_edge.demo.graph import choose_domain_id
 from coinfer_edge.demo.harness import (Graph, NodeProcess, NodeStartError, StartInterrupted, clean_stale_shm,
@@ -107,6 +107,7 @@ class Setting:
     model: Path
     profile: Path
     policy_file: Path
+    objective: PolicyObjective
     device_params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -133,28 +134,21 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def calibrated_factor(model_path: Path, profile_path: Path, policy_file: Path, rate_hz: float) -> float:
+def calibrated_factor(model_path: Path, profile: Profile, device_slowdown: float, rate_hz: float) -> float:
     """Return how much slower than this machine the robot is: the policy's Pi slowdown x profiled / measured here."""
     import torch
 
     from coinfer_device.core.checkpoint import load_checkpoint
-    from coinfer_device.core.profile import Profile
-    from coinfer_device.core.slowdown import matched_slowdown, per_frame_ms
+    from coinfer_device.core.slowdown import calibrate
 
     torch.set_num_threads(1)
-    meta = json.loads(policy_file.with_suffix('.json').read_text())
-    assumed = float(meta['latency_model']['device_slowdown'])
-    profile = Profile.load(profile_path)
-    last = len(profile.branch_points) - 1
-    profiled = profile.device_compute_ms(Action(last, profile.branch_points[last], 0))
-    measured = per_frame_ms(load_checkpoint(model_path).model, min(1.0 / rate_hz, 0.1), calls=40)
-    return matched_slowdown(assumed, profiled, measured).compute_slowdown
+    return calibrate(load_checkpoint(model_path).model, profile, device_slowdown, min(1.0 / rate_hz, 0.1),
+                     calls=40).compute_slowdown
 
 
 def build_graph(setting: Setting, run: PolicyRun, testbed: Testbed, env: dict[str, str], out: Path) -> Graph:
     """Return the node processes of one run, each to be started inside its side's namespace."""
-    meta = json.loads(setting.policy_file.with_suffix('.json').read_text())
-    deadline = float(meta['reward']['deadline_ms'])
+    deadline = setting.objective.reward.deadline_ms
     model = {'model_path': str(setting.model), 'profile_path': str(setting.profile)}
     policy = {**run.node_params, 'profile_path': str(setting.profile), 'deadline_ms': deadline}
     if run.node_params.get('policy') == 'sacd':
@@ -312,17 +306,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     model, profile, policy_file = files.checkpoint, files.profile, default_policy_path(args.shipped)
     scenario = SCENARIOS[args.scenario]
     steps = scenario[:args.steps] if args.steps else scenario
+    objective = PolicyObjective.read(policy_file)
+    loaded_profile = Profile.load(profile)
     try:
-        runs = policy_runs(args.policies, _profile(profile), _best_fixed(policy_file))
+        runs = policy_runs(args.policies, loaded_profile, objective.best_fixed)
     except CompareError as exc:
         print(f'{PROG}: error: {exc}', file=sys.stderr)
         return 2
     clean_leftovers()
     clean_leftover_cgroups()
-    factor = args.device_factor or calibrated_factor(model, profile, policy_file, args.rate_hz)
+    factor = args.device_factor or calibrated_factor(model, loaded_profile, objective.device_slowdown, args.rate_hz)
     out = args.out or Path('results') / f'experiment-{datetime.now():%Y%m%d-%H%M%S}'
     setting = Setting(out.resolve(), tuple(steps), args.step_s, args.rate_hz, factor, model, profile,
-                      policy_file, device_params(args.device_param))
+                      policy_file, objective, device_params(args.device_param))
     setting.out.mkdir(parents=True, exist_ok=True)
     print(f'{PROG}: {len(runs)} policies x {len(steps)} steps of {args.step_s:g} s; robot CPU {factor:.2f}x slower '
           f'than this machine (cgroup quota); runs in {setting.out}', flush=True)
@@ -363,16 +359,6 @@ def device_params(pairs: Sequence[str]) -> dict[str, Any]:
             raise SystemExit(f'{PROG}: error: --device-param wants NAME=VALUE, got {pair!r}')
         out[name] = yaml.safe_load(value)
     return out
-
-
-def _profile(path: Path):
-    from coinfer_device.core.profile import Profile
-    return Profile.load(path)
-
-
-def _best_fixed(policy_file: Path) -> Action | None:
-    best = json.loads(policy_file.with_suffix('.json').read_text()).get('training', {}).get('best_fixed_action')
-    return Action(*best) if best else None
 
 
 if __name__ == '__main__':

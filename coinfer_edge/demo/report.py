@@ -19,6 +19,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from coinfer_device.core import records as rec
 from coinfer_device.core.link_emulator import BandwidthSchedule
 from coinfer_edge.tools import plots
 from coinfer_edge.tools.plots import pyplot
@@ -58,6 +59,37 @@ class FrameRecord:
     def correct(self) -> bool | None:
         """Return whether the class matches the ground truth (``None`` without ground truth)."""
         return None if self.truth is None else self.class_id == self.truth
+
+
+def value_at(series: Sequence[tuple[float, float]], t: float) -> float | None:
+    """Return the newest value of ``series`` (sorted by time) at or before ``t``."""
+    lo, hi = 0, len(series)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if series[mid][0] <= t:
+            lo = mid + 1
+        else:
+            hi = mid
+    return series[lo - 1][1] if lo else None
+
+
+def frame_records(results: Sequence[tuple[float, int, rec.Result]], truth: dict[int, int], t0: float,
+                  schedule: BandwidthSchedule, estimates: Sequence[tuple[float, float]]) -> list[FrameRecord]:
+    """Turn received ``(receipt time, image stamp, Result)`` into :class:`FrameRecord` rows (times relative to ``t0``).
+
+    ``truth`` maps image stamps to classes, ``estimates`` holds ``(time, Mbit/s)`` of the link estimate.
+    """
+    rows = []
+    for t, stamp, r in results:
+        rows.append(FrameRecord(
+            t_s=t - t0, stamp_ns=stamp, frame_seq=r.frame_seq, class_id=r.class_id, truth=truth.get(stamp),
+            confidence=r.confidence, action=r.action.label(), exit=r.exit, partition=r.partition, bits=r.bits,
+            source='edge' if r.source == rec.SOURCE_EDGE else 'device',
+            fallback=rec.FALLBACK_WORDS.get(r.fallback, str(r.fallback)), device_ms=r.device_ms,
+            transfer_ms=r.transfer_ms, edge_ms=r.edge_ms, total_ms=r.total_ms, payload_bytes=r.payload_bytes,
+            deadline_ms=r.deadline_ms, deadline_met=r.deadline_met, link_mbps=schedule.mbps_at(t - t0),
+            estimated_mbps=value_at(estimates, t)))
+    return rows
 
 
 def phases(schedule: BandwidthSchedule, end_s: float) -> list[tuple[float, float, float]]:
@@ -165,11 +197,13 @@ def summarize(records: Sequence[FrameRecord], decisions: Sequence[tuple[float, s
 # --------------------------------------------------------------------------- text
 
 
-def _num(value: float, fmt: str) -> str:
+def fmt_num(value: float | None, fmt: str) -> str:
+    """Return ``value`` formatted with ``fmt``, or ``-`` for None and NaN (a table cell)."""
     return '-' if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, fmt)
 
 
-def _pct(value: float | None) -> str:
+def fmt_pct(value: float | None) -> str:
+    """Return a fraction as a percentage with one decimal, or ``-`` for None and NaN (a table cell)."""
     if value is None or math.isnan(value):
         return '-'
     return f'{100.0 * value:.1f} %'
@@ -194,27 +228,27 @@ def format_summary(summary: dict[str, Any]) -> str:
     overall = table(('frames', 'online accuracy', 'latency mean', 'p50', 'p95', 'p99', 'deadline hit',
                      'answered by edge', 'policy decisions'),
                     [(str(summary['frames']),
-                      f"{_num(summary['accuracy'], '.3f')} ({summary['frames_with_ground_truth']} labelled)",
-                      _num(lat['mean'], '.1f') + ' ms', _num(lat['p50'], '.1f') + ' ms',
-                      _num(lat['p95'], '.1f') + ' ms', _num(lat['p99'], '.1f') + ' ms',
-                      f"{_pct(summary['deadline_hit'])} (< {_num(summary['deadline_ms'], 'g')} ms)",
+                      f"{fmt_num(summary['accuracy'], '.3f')} ({summary['frames_with_ground_truth']} labelled)",
+                      fmt_num(lat['mean'], '.1f') + ' ms', fmt_num(lat['p50'], '.1f') + ' ms',
+                      fmt_num(lat['p95'], '.1f') + ' ms', fmt_num(lat['p99'], '.1f') + ' ms',
+                      f"{fmt_pct(summary['deadline_hit'])} (< {fmt_num(summary['deadline_ms'], 'g')} ms)",
                       str(summary['answered_by_edge']), str(summary['policy_decisions']))])
     parts = [overall]
     if summary['actions']:
         parts.append(table(('action', 'policy decisions', 'frames', 'share', 'accuracy', 'latency p50',
                             'deadline hit'),
                            [(a['action'], str(a['policy_decisions']), str(a['frames']),
-                             _pct(a['frames'] / summary['frames'] if summary['frames'] else math.nan),
-                             _num(a['accuracy'], '.3f'), _num(a['latency_p50_ms'], '.1f') + ' ms',
-                             _pct(a['deadline_hit'])) for a in summary['actions']],
+                             fmt_pct(a['frames'] / summary['frames'] if summary['frames'] else math.nan),
+                             fmt_num(a['accuracy'], '.3f'), fmt_num(a['latency_p50_ms'], '.1f') + ' ms',
+                             fmt_pct(a['deadline_hit'])) for a in summary['actions']],
                            right=[False] + [True] * 6))
     if summary['phases']:
         parts.append(table(('time', 'link', 'robot CPU', 'frames', 'main decision', 'main action applied',
                             'accuracy', 'latency p50', 'deadline hit'),
                            [(f"{p['start_s']:.0f}-{p['end_s']:.0f} s", f"{p['link_mbps']:g} Mbit/s",
-                             _num(p['device_load'], '.2f'), str(p['frames']), p['top_decision'], p['top_action'],
-                             _num(p['accuracy'], '.3f'), _num(p['latency_p50_ms'], '.1f') + ' ms',
-                             _pct(p['deadline_hit'])) for p in summary['phases']],
+                             fmt_num(p['device_load'], '.2f'), str(p['frames']), p['top_decision'], p['top_action'],
+                             fmt_num(p['accuracy'], '.3f'), fmt_num(p['latency_p50_ms'], '.1f') + ' ms',
+                             fmt_pct(p['deadline_hit'])) for p in summary['phases']],
                            right=[False, True, True, True, False, False, True, True, True]))
     fallbacks = ', '.join(f'{k}: {v}' for k, v in sorted(summary['fallbacks'].items()))
     if fallbacks:

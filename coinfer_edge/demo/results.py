@@ -27,14 +27,14 @@ from typing import Any, Sequence
 import numpy as np
 
 from coinfer_device.core import bags
-from coinfer_device.core import records as rec
 from coinfer_device.core.link_emulator import BandwidthSchedule
 from coinfer_device.core.profile import Profile
 from coinfer_device.core.recording import Streams, load_recording
 from coinfer_edge.core.decision import RewardConfig
+from coinfer_edge.core.policy import PolicyObjective
 from coinfer_edge.demo.compare import (COMPARISON_PLOTS, PolicyRun, adaptation_times, format_comparison, frame_rewards,
                                        live_metrics, worst_adaptation_s, write_comparison_plots)
-from coinfer_edge.demo.report import FrameRecord, table
+from coinfer_edge.demo.report import FrameRecord, fmt_num, fmt_pct, frame_records, table
 
 PROG = 'coinfer-experiment-report'
 RUN_JSON = 'run.json'
@@ -83,19 +83,9 @@ def load_run(folder: Path) -> Run:
     s = recording.streams.get('/') or Streams('/')
     t0 = doc['t0_ns']
     schedule = BandwidthSchedule(tuple(st['mbps'] for st in doc['steps']), doc['step_s'], loop=False)
-    estimates = s.scalars[bags.BANDWIDTH]
-    records = []
-    for i, (t_ns, r) in enumerate(s.results):
-        t = (t_ns - t0) / 1e9
-        est = [v for tn, v in estimates if tn <= t_ns]
-        records.append(FrameRecord(
-            t_s=t, stamp_ns=s.result_stamps[i], frame_seq=r.frame_seq, class_id=r.class_id, truth=s.label_of(i),
-            confidence=r.confidence, action=r.action.label(), exit=r.exit, partition=r.partition, bits=r.bits,
-            source='edge' if r.source == rec.SOURCE_EDGE else 'device',
-            fallback=rec.FALLBACK_WORDS.get(r.fallback, str(r.fallback)), device_ms=r.device_ms,
-            transfer_ms=r.transfer_ms, edge_ms=r.edge_ms, total_ms=r.total_ms, payload_bytes=r.payload_bytes,
-            deadline_ms=r.deadline_ms, deadline_met=r.deadline_met, link_mbps=schedule.mbps_at(t),
-            estimated_mbps=est[-1] if est else None))
+    records = frame_records([(t_ns / 1e9, stamp, r) for (t_ns, r), stamp in zip(s.results, s.result_stamps)],
+                            s.ground_truth, t0 / 1e9, schedule,
+                            [(t_ns / 1e9, v) for t_ns, v in s.scalars[bags.BANDWIDTH]])
     decisions = [((t_ns - t0) / 1e9, a.label()) for t_ns, a in s.decisions]
     policy = PolicyRun(doc['policy'], doc['label'], doc['node_params'])
     return Run(doc, policy, records, decisions, s)
@@ -104,18 +94,6 @@ def load_run(folder: Path) -> Run:
 def in_scenario(run: Run) -> list[FrameRecord]:
     """Return the frames answered while the scenario ran."""
     return [r for r in run.records if 0.0 <= r.t_s <= run.duration_s]
-
-
-def step_rewards(run: Run, reward: RewardConfig, profile: Profile) -> list[float]:
-    """Return the mean reward of each scenario step (NaN for a step without frames)."""
-    records = in_scenario(run)
-    rewards = frame_rewards(records, reward, profile.accuracy_of)
-    out = []
-    for i in range(len(run.doc['steps'])):
-        lo, hi = i * run.doc['step_s'], (i + 1) * run.doc['step_s']
-        chosen = [x for r, x in zip(records, rewards) if lo <= r.t_s < hi]
-        out.append(float(np.mean(chosen)) if chosen else math.nan)
-    return out
 
 
 def step_details(run: Run, reward: RewardConfig, profile: Profile) -> list[dict[str, Any]]:
@@ -231,14 +209,6 @@ def unaccounted_frames(acc: dict[str, Any]) -> int:
             + abs(acc['results_sent'] - acc['results_recorded']))
 
 
-def _pct(value: float) -> str:
-    return '-' if value is None or math.isnan(value) else f'{100.0 * value:.1f} %'
-
-
-def _num(value: float | None, fmt: str) -> str:
-    return '-' if value is None or math.isnan(value) else format(value, fmt)
-
-
 def load_runs(folder: Path) -> list[Run]:
     """Return every run under ``folder`` (one sub-folder per policy, in the order they ran)."""
     runs = [load_run(p.parent) for p in sorted(folder.glob(f'*/{RUN_JSON}'))]
@@ -252,8 +222,7 @@ def write_report(folder: Path, report: Path, profile: Profile | None = None) -> 
     runs = load_runs(folder)
     first = runs[0].doc
     profile = profile or Profile.load(first['profile'])
-    meta = json.loads(Path(first['policy_file']).with_suffix('.json').read_text())
-    reward = RewardConfig.from_dict(meta['reward'])
+    reward = PolicyObjective.read(first['policy_file']).reward
     rows = []
     for run in runs:
         m = live_metrics(in_scenario(run), reward, profile.accuracy_of)
@@ -261,6 +230,7 @@ def write_report(folder: Path, report: Path, profile: Profile | None = None) -> 
                              if run.policy.adaptive else None)
         rows.append((run.policy, m))
     steps = first['steps']
+    details = [step_details(run, reward, profile) for run in runs]
     lines = [
         '# Results: every policy end to end on two emulated hosts',
         '',
@@ -284,8 +254,8 @@ def write_report(folder: Path, report: Path, profile: Profile | None = None) -> 
         '## Mean reward per step',
         '',
         table(('policy',) + tuple(s['name'] for s in steps),
-              [(run.policy.label,) + tuple('-' if math.isnan(v) else f'{v:.3f}'
-                                           for v in step_rewards(run, reward, profile)) for run in runs],
+              [(run.policy.label,) + tuple(fmt_num(d['reward'], '.3f') for d in run_details)
+               for run, run_details in zip(runs, details)],
               [False] + [True] * len(steps)),
         '',
         '## Measured latency over the physical sum (fixed remote actions, steady state)',
@@ -319,21 +289,21 @@ def write_report(folder: Path, report: Path, profile: Profile | None = None) -> 
               table(('policy', 'camera frames', 'device in', 'results sent', 'in bag', 'dropped (busy)',
                      'lost on the way', 'missed at start', 'in flight at stop', 'unaccounted'),
                     acc_rows, [False] + [True] * 9), '']
-    for run in runs:
+    for run, run_details in zip(runs, details):
         if not run.policy.adaptive:
             continue
-        details = step_details(run, reward, profile)
         lines += [f'## {run.policy.label}, step by step', '',
                   table(('step', 'frames', 'on device', 'deadline hits', 'p95 ms', 'mean reward',
                          'most frequent actions'),
-                        [(d['step'], str(d['frames']), _pct(d['local']), _pct(d['hits']), _num(d['p95_ms'], '.1f'),
-                          _num(d['reward'], '.3f'), d['actions']) for d in details],
+                        [(d['step'], str(d['frames']), fmt_pct(d['local']), fmt_pct(d['hits']),
+                          fmt_num(d['p95_ms'], '.1f'), fmt_num(d['reward'], '.3f'), d['actions'])
+                         for d in run_details],
                         [False, True, True, True, True, True, False]), '']
         recoveries = recovery_s(run)
         if recoveries:
             lines += ['After the link came back (' + ', '.join(
-                f"{r['step']}: the robot heard the edge again after {_num(r['answer_s'], '.2f')} s, the first frame "
-                f"result computed on the edge came after {_num(r['result_s'], '.2f')} s" for r in recoveries)
+                f"{r['step']}: the robot heard the edge again after {fmt_num(r['answer_s'], '.2f')} s, the first frame "
+                f"result computed on the edge came after {fmt_num(r['result_s'], '.2f')} s" for r in recoveries)
                 + ').', '']
     warmup = round(min(60.0, runs[0].duration_s / 4))
     rss_rows = [(run.policy.label, label, f"{g['start_mb']:.1f}", f"{g['end_mb']:.1f}", f"{g['max_mb']:.1f}",
