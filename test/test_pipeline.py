@@ -435,3 +435,10 @@ def test_senders_publish_inline_or_from_their_thread_in_order():
     threaded.close()
     assert [i for i, _ in threaded_seen] == list(range(5))
     assert all(t is not threading.current_thread() for _, t in threaded_seen)
+
+
+def test_the_timeout_check_runs_ten_times_per_timeout_at_most_every_100_ms():
+    assert pl.timeout_check_period_s(1000.0) == pytest.approx(0.1)
+    assert pl.timeout_check_period_s(60000.0) == pytest.approx(0.1)
+    assert pl.timeout_check_period_s(200.0) == pytest.approx(0.02)
+    assert pl.timeout_check_period_s(1.0) == pytest.approx(0.001)

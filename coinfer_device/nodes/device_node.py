@@ -37,7 +37,7 @@ from coinfer_device.core.frame_accounting import FrameAccounting
 from coinfer_device.core.image_conversion import image_msg_to_frame
 from coinfer_device.core.link_emulator import Bottleneck, LinkEmulator, schedule_from_params
 from coinfer_device.core.pipeline import (RUNTIME_SETTABLE, DevicePipeline, PipelineConfig, checked_action,
-                                          probe_candidates, warm_up)
+                                          probe_candidates, timeout_check_period_s, warm_up)
 from coinfer_device.core.sender import InlineSender, Sender, ThreadSender
 from coinfer_device.ros import messages as m
 from coinfer_device.ros import params as rp
@@ -121,6 +121,7 @@ class DeviceNode(ManagedNode):
         rp.install_set_callback(self, PARAMS, self._on_param)
         self.model: Any = None
         self.pipeline: DevicePipeline | None = None
+        self.timeout_timer: Any = None
         self._taking_frames = False
         self._worker_started = False
         self._lost_reported = 0
@@ -159,7 +160,8 @@ class DeviceNode(ManagedNode):
                  'link'),
                 (Float32, 'coinfer/link/rtt_ms', lambda msg: self.pipeline.set_link_rtt(msg.data), 'link')):
             self.own(rp.create_subscription(self, msg_type, topic, callback, self.p, key))
-        self.own(self.create_timer(0.02, lambda: self.pipeline.check_timeouts()))
+        self.timeout_timer = self.own(self.create_timer(timeout_check_period_s(self.p['edge_timeout_ms']),
+                                                        lambda: self.pipeline.check_timeouts()))
 
         # The sender's thread starts last: nothing above may fail after it.
         sender: Sender
@@ -198,7 +200,7 @@ class DeviceNode(ManagedNode):
         self._taking_frames = False
         if self.pipeline is not None:
             self.pipeline.close()
-        self.pipeline, self.model, self._worker_started = None, None, False
+        self.pipeline, self.model, self._worker_started, self.timeout_timer = None, None, False, None
         self.destroy_owned()
 
     def _config(self) -> PipelineConfig:
@@ -228,6 +230,8 @@ class DeviceNode(ManagedNode):
         self.p[name] = value
         if name in RUNTIME_SETTABLE and self.pipeline is not None:
             self.pipeline.configure(name, value)
+            if name == 'edge_timeout_ms' and self.timeout_timer is not None:
+                self.timeout_timer.timer_period_ns = timeout_check_period_s(value) * 1e9
 
     # ------------------------------------------------------------------ callbacks (executor thread)
 
