@@ -52,7 +52,7 @@ demo: setup
 	@export $(ROS_ENV); $(VENV)/bin/coinfer-demo $(DEMO_ARGS)
 
 experiment: setup
-	@export $(ROS_ENV); $(VENV)/bin/coinfer-experiment --report docs/results.md $(EXPERIMENT_ARGS)
+	@export $(ROS_ENV); $(VENV)/bin/coinfer-experiment --repeats 3 --report docs/results.md $(EXPERIMENT_ARGS)
 
 bench: setup
 	@export $(ROS_ENV); for b in $(filter-out $(TESTBED_BENCH),$(wildcard bench/bench_*.py)); do \

@@ -57,7 +57,10 @@ def start(out: Path, *args: str) -> tuple[subprocess.Popen, list[str]]:
 def experiment(tmp_path_factory):
     require_root()
     out = tmp_path_factory.mktemp('experiment') / 'runs'
-    proc, lines = start(out, '--policies', 'sacd', 'e2/p1/b16', '--steps', '2')
+    # A fixed robot factor: the small model's frames (1-3 ms) are shorter than the kernel's scheduler tick, at which
+    # quotas are enforced, so its time under a quota is a step function of k; the Ctrl-C test below runs the
+    # closed-loop calibration, and test_testbed_robot_cpu.py checks it.
+    proc, lines = start(out, '--policies', 'sacd', 'e2/p1/b16', '--steps', '2', '--device-factor', '4')
     try:
         status = proc.wait(TIMEOUT_S)
     finally:
@@ -107,7 +110,7 @@ def test_ctrl_c_mid_run_cleans_up(tmp_path):
     proc, lines = start(out, '--policies', 'e0/local', '--steps', '3')
     try:
         deadline = time.monotonic() + TIMEOUT_S / 2
-        while not any('step 1/3' in line for line in lines) and time.monotonic() < deadline:
+        while not any('step 1/3' in line for line in lines) and time.monotonic() < deadline:  # calibrated first
             assert proc.poll() is None, ''.join(lines)
             time.sleep(0.2)
         assert any('step 1/3' in line for line in lines), ''.join(lines)
@@ -118,6 +121,7 @@ def test_ctrl_c_mid_run_cleans_up(tmp_path):
             proc.kill()
     assert status == 130, ''.join(lines)
     assert 'interrupted' in ''.join(lines)
+    assert any('robot CPU: k = ' in line for line in lines), ''.join(lines)   # the closed-loop calibration ran
     assert leftovers(out) == {'namespaces': [], 'cgroups': [], 'processes': []}
 
 
@@ -151,3 +155,24 @@ def test_rss_growth_is_measured_after_the_warm_up():
     assert (g['start_mb'], g['end_mb'], g['max_mb']) == (200.0, 204.0, 210.0)
     assert g['growth_pct'] == pytest.approx(2.0)
     assert rss_growth(run, warmup_s=700.0) == {}
+
+
+def test_rounds_are_grouped_per_policy_and_sacd_is_paired_with_each_policy_by_round(monkeypatch):
+    from types import SimpleNamespace
+    from coinfer_edge.demo import results
+
+    def run(name: str, repeat: int) -> SimpleNamespace:
+        return SimpleNamespace(policy=SimpleNamespace(name=name, label=name.upper()), doc={'repeat': repeat})
+
+    runs = [run('sacd', 1), run('e0/local', 1), run('rule', 1), run('sacd', 2), run('e0/local', 2), run('rule', 2)]
+    groups = results.by_policy(runs)
+    assert list(groups) == ['sacd', 'e0/local', 'rule']
+    assert [r.doc['repeat'] for r in groups['e0/local']] == [1, 2]
+    rewards = {'sacd': {1: 0.80, 2: 0.70}, 'e0/local': {1: 0.75, 2: 0.72}, 'rule': {1: 0.60, 2: 0.65}}
+    monkeypatch.setattr(results, 'round_rewards', lambda rs, *_: rewards[rs[0].policy.name])
+    duels = {d['policy']: d for d in results.head_to_head(groups, None, None)}
+    assert duels['E0/LOCAL']['won'] == 1 and duels['E0/LOCAL']['rounds'] == 2
+    assert duels['E0/LOCAL']['mean_diff'] == pytest.approx(0.015)
+    assert duels['E0/LOCAL']['worst_diff'] == pytest.approx(-0.02)
+    assert duels['RULE']['won'] == 2 and duels['RULE']['worst_diff'] == pytest.approx(0.05)
+    assert results.head_to_head({'rule': groups['rule']}, None, None) == []   # no SAC-d run: nothing to pair

@@ -65,6 +65,10 @@ def calibrate(model: MultiExitAlexNet, profile: Profile, device_slowdown: float,
 
     The work timed and profiled is the full network on the device (the last exit, nothing sent).
     """
+    return matched_slowdown(device_slowdown, full_network_ms(profile), per_frame_ms(model, period_s, calls))
+
+
+def full_network_ms(profile: Profile) -> float:
+    """Return the profile's device time of the full network (the last exit, nothing sent): what is calibrated."""
     last = len(profile.branch_points) - 1
-    profiled = profile.device_compute_ms(Action(last, profile.branch_points[last], 0))
-    return matched_slowdown(device_slowdown, profiled, per_frame_ms(model, period_s, calls))
+    return profile.device_compute_ms(Action(last, profile.branch_points[last], 0))

@@ -2,15 +2,18 @@
 # SPDX-License-Identifier: Apache-2.0
 """``coinfer-experiment``: every policy end to end on two emulated hosts, a shaped changing link and a throttled CPU.
 
-One run per policy, each with the same scenario (:data:`SCENARIO`: steps of link rate, RTT and
-robot CPU load) on a fresh :class:`~coinfer_edge.testbed.netns.Testbed`:
+One run per policy (``--repeats N``: N rounds over the policies), each with the same scenario
+(:data:`SCENARIO`: steps of link rate, RTT and robot CPU load) on a fresh :class:`~coinfer_edge.testbed.netns.Testbed`:
 
-* the **robot** namespace runs the camera, the device node, the link monitor and its CPU monitor;
-  the device node runs in a cgroup whose CPU quota makes it ``k`` times slower than this machine
-  (:meth:`~coinfer_edge.testbed.cgroup.CpuQuota.set_slowdown`; ``k`` matches the policy's
-  ``latency.device_slowdown`` x the profile's per-frame compute, as the demo calibrates), and a
-  CPU-load step shrinks the quota further: a load ``u`` leaves the device ``1 - u`` of its share;
-* the **workstation** namespace runs the edge, the policy, its CPU monitor and ``coinfer-record``;
+* the **robot** namespace runs the camera, the device node, the link monitor, its CPU monitor and
+  ``coinfer-record`` (what the robot did is in its bag also while the link is cut); the device
+  node runs alone on a core of its own, in a cgroup whose CPU quota makes it ``k`` times slower
+  there (:meth:`~coinfer_edge.testbed.cgroup.CpuQuota.set_slowdown`); ``k`` is calibrated in
+  closed loop before every run so that the full network takes the policy's
+  ``latency.device_slowdown`` x the profile's per-frame time on that core
+  (:mod:`~coinfer_edge.testbed.robot_cpu`), and a CPU-load step shrinks the quota further: a load
+  ``u`` leaves the device ``1 - u`` of its share; every other process runs on the other cores;
+* the **workstation** namespace runs the edge, the policy and its CPU monitor;
 * between them, ``tc tbf`` shapes both directions to the step's rate and the TUN delay line adds
   half the step's RTT each way.  Nothing is emulated inside the nodes (``compute_slowdown`` 1,
   no ``emulated_link``).
@@ -31,7 +34,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import psutil
 import yaml
@@ -46,6 +49,7 @@ from coinfer_edge.demo.harness import (Graph, NodeProcess, NodeStartError, Start
                                        config_file, ros_env, stop_processes)
 from coinfer_edge.testbed.cgroup import CpuQuota, clean_leftover_cgroups
 from coinfer_edge.testbed.netns import Testbed, TestbedError, clean_leftovers, require_root
+from coinfer_edge.testbed.robot_cpu import Calibration, calibrate_slowdown, split_cpus, taskset_args, thread_in
 
 PROG = 'coinfer-experiment'
 RUN_JSON = 'run.json'
@@ -103,12 +107,15 @@ class Setting:
     steps: tuple[Step, ...]
     step_s: float
     rate_hz: float
-    device_factor: float
+    device_factor: float  # k of the robot's quota; recalibrated before every run unless fixed
     model: Path
     profile: Path
     policy_file: Path
     objective: PolicyObjective
     device_params: dict[str, Any] = field(default_factory=dict)
+    robot_cpus: set[int] | None = None  # the device node's core (None: shared with the rest, one-core machine)
+    other_cpus: set[int] | None = None
+    robot: RobotCalibrator | None = None  # None: k fixed by --device-factor
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -130,20 +137,58 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument('--device-param', action='append', default=[], metavar='NAME=VALUE',
                    help='extra device_node parameter (YAML value), e.g. publish_thread=true; repeatable')
     p.add_argument('--device-factor', type=float, default=None, metavar='K',
-                   help="robot CPU: K times slower than this machine (default: calibrated to the policy's Pi)")
-    return p.parse_args(argv)
+                   help="robot CPU: K times slower than its core here (default: calibrated in closed loop before "
+                        "every run to the policy's Pi)")
+    p.add_argument('--repeats', type=int, default=1, metavar='N',
+                   help='run every policy N times, in N rounds over the policies (default 1; make experiment: 3)')
+    args = p.parse_args(argv)
+    if args.repeats < 1:
+        p.error('--repeats must be >= 1')
+    return args
 
 
-def calibrated_factor(model_path: Path, profile: Profile, device_slowdown: float, rate_hz: float) -> float:
-    """Return how much slower than this machine the robot is: the policy's Pi slowdown x profiled / measured here."""
-    import torch
+class RobotCalibrator:
+    """Finds the quota factor ``k`` at which the full network takes the policy's Pi time on the robot core.
 
-    from coinfer_device.core.checkpoint import load_checkpoint
-    from coinfer_device.core.slowdown import calibrate
+    A thread of this process joins a fresh quota group on the robot core and times the full network
+    once per camera period (40 calls, the median); :func:`calibrate_slowdown` closes the loop.
+    """
 
-    torch.set_num_threads(1)
-    return calibrate(load_checkpoint(model_path).model, profile, device_slowdown, min(1.0 / rate_hz, 0.1),
-                     calls=40).compute_slowdown
+    CALLS = 40
+
+    def __init__(self, model_path: Path, profile: Profile, device_slowdown: float, rate_hz: float,
+                 cpus: set[int] | None):
+        """Load the model (torch on one thread, as the device node runs it) and set the target time."""
+        import torch
+
+        from coinfer_device.core.checkpoint import load_checkpoint
+        from coinfer_device.core.slowdown import full_network_ms
+
+        torch.set_num_threads(1)
+        self.model = load_checkpoint(model_path).model
+        self.target_ms = device_slowdown * full_network_ms(profile)
+        self.period_s = min(1.0 / rate_hz, 0.1)
+        self.cpus = cpus
+
+    def measure_ms(self, k: float) -> float:
+        """Return the full network's median per-frame time on the robot core under a quota of factor ``k``."""
+        from coinfer_device.core.slowdown import per_frame_ms
+
+        with CpuQuota(1.0) as quota:
+            quota.set_slowdown(k)
+            with thread_in(quota, self.cpus):
+                return per_frame_ms(self.model, self.period_s, self.CALLS)
+
+    def calibrate(self, start: float) -> Calibration:
+        """Return the closed-loop calibration starting at factor ``start`` (one round when it still fits)."""
+        return calibrate_slowdown(self.measure_ms, self.target_ms, start)
+
+    def open_loop_start(self) -> float:
+        """Return a first guess of ``k``: the target over the full network's time on the robot core, unthrottled."""
+        from coinfer_device.core.slowdown import per_frame_ms
+
+        with CpuQuota(None) as quota, thread_in(quota, self.cpus):
+            return max(1.0, self.target_ms / per_frame_ms(self.model, self.period_s, self.CALLS // 4))
 
 
 def build_graph(setting: Setting, run: PolicyRun, testbed: Testbed, env: dict[str, str], out: Path) -> Graph:
@@ -154,6 +199,8 @@ def build_graph(setting: Setting, run: PolicyRun, testbed: Testbed, env: dict[st
     if run.node_params.get('policy') == 'sacd':
         policy['policy_path'] = str(setting.policy_file)
     g = Graph(env, out / 'logs')
+    robot = taskset_args(setting.robot_cpus)
+    others = taskset_args(setting.other_cpus)
     edge_yaml, device_yaml = config_file('edge.yaml'), config_file('device.yaml')
     g.add('recorder', 'coinfer-record', name='recorder', params={'output': str(out / 'bag')})
     g.add('edge', 'edge_node', name='edge_node', params_files=[edge_yaml], params=model)
@@ -166,7 +213,8 @@ def build_graph(setting: Setting, run: PolicyRun, testbed: Testbed, env: dict[st
     g.add('camera', 'camera_node', name='camera_node', params_files=[config_file('camera.yaml')],
           params={'rate_hz': float(setting.rate_hz)})
     for label, proc in g.nodes.items():
-        _inside(proc, testbed.exec_args('edge' if label in EDGE_SIDE else 'device'))
+        _inside(proc, testbed.exec_args('edge' if label in EDGE_SIDE else 'device') + (
+            robot if label == 'device' else others))
     return g
 
 
@@ -178,20 +226,31 @@ def _inside(proc: NodeProcess, prefix: list[str]) -> None:
     proc.lifecycle_node = None
 
 
-def run_policy(setting: Setting, run: PolicyRun, domain: int, stop: threading.Event) -> dict[str, Any]:
-    """Run the scenario once with ``run``'s policy; return what ``run.json`` records."""
-    out = setting.out / run.name.replace('/', '_')  # an action label names the run of a fixed split
+def run_policy(setting: Setting, run: PolicyRun, repeat: int, domain: int, stop: threading.Event) -> dict[str, Any]:
+    """Run the scenario once with ``run``'s policy (round ``repeat``); return what ``run.json`` records."""
+    out = setting.out / f'r{repeat}' / run.name.replace('/', '_')  # an action label names the run of a fixed split
     out.mkdir(parents=True, exist_ok=True)
     if (out / 'bag').exists():
         raise SystemExit(f'{PROG}: error: {out / "bag"} exists; choose another --out or remove it')
+    robot = None
+    if setting.robot is not None:
+        cal = setting.robot.calibrate(setting.device_factor)
+        setting.device_factor = cal.slowdown
+        robot = cal.as_dict()
+        print(f'  robot CPU: {cal.describe()}', flush=True)
+        if abs(cal.error) > 0.1:
+            print(f'  note: the robot is {100 * cal.error:+.0f} % off its target; a network whose frames are shorter '
+                  "than the kernel's scheduler tick (about 4 ms here) cannot be throttled precisely", flush=True)
     first = setting.steps[0]
-    doc: dict[str, Any] = {'policy': run.name, 'label': run.label, 'node_params': run.node_params,
+    doc: dict[str, Any] = {'policy': run.name, 'label': run.label, 'repeat': repeat, 'node_params': run.node_params,
                            'steps': [asdict(s) for s in setting.steps], 'step_s': setting.step_s,
                            'rate_hz': setting.rate_hz, 'device_factor': setting.device_factor,
+                           'robot_calibration': robot, 'robot_cpus': sorted(setting.robot_cpus or ()),
                            'model': str(setting.model), 'profile': str(setting.profile),
                            'policy_file': str(setting.policy_file), 'device_params': setting.device_params,
                            'bag': str(out / 'bag')}
-    with Testbed(delay_ms=first.rtt_ms / 2, rate_mbps=first.mbps, handle_signals=False) as bed, \
+    with Testbed(delay_ms=first.rtt_ms / 2, rate_mbps=first.mbps, handle_signals=False,
+                 delay_line_cpus=setting.other_cpus) as bed, \
             CpuQuota(1.0) as quota, CpuQuota(None) as edge_quota:
         env = ros_env(domain, out / 'ros_log', ROS_AUTOMATIC_DISCOVERY_RANGE='SUBNET')
         graph = build_graph(setting, run, bed, env, out)
@@ -220,7 +279,7 @@ def run_policy(setting: Setting, run: PolicyRun, domain: int, stop: threading.Ev
             doc['ran_s'] = time.monotonic() - start
             doc['rss_mb'] = rss.samples
         finally:
-            codes = stop_in_order(graph)
+            codes = stop_in_order(graph, lambda: quota.set_fraction(None))
             doc['exit_codes'] = codes
             doc['device_counts'] = frame_counts(graph['device'].output())
             try:
@@ -232,15 +291,17 @@ def run_policy(setting: Setting, run: PolicyRun, domain: int, stop: threading.Ev
     return doc
 
 
-def stop_in_order(graph: Graph) -> dict[str, int | None]:
+def stop_in_order(graph: Graph, release_robot: Callable[[], None]) -> dict[str, int | None]:
     """Stop the camera, then the device (it logs its frame counters), then the rest; return the exit statuses.
 
-    The rest waits :data:`DRAIN_S` so that the device's last results cross the link: the recorder
-    then holds every result the device sent.
+    ``release_robot`` lifts the robot's CPU quota once the camera has stopped: no frame is timed any
+    more, and a node's shutdown at 1/k of a core could outlast the stop timeouts.  The rest waits
+    :data:`DRAIN_S` so that the device's last results cross the link: the recorder then holds every
+    result the device sent.
     """
-    codes = {}
-    for first in ('camera', 'device'):
-        codes.update(stop_processes([graph[first]], int_timeout=8.0, term_timeout=4.0))
+    codes = stop_processes([graph['camera']], int_timeout=8.0, term_timeout=4.0)
+    release_robot()
+    codes.update(stop_processes([graph['device']], int_timeout=8.0, term_timeout=4.0))
     time.sleep(DRAIN_S)
     codes.update(stop_processes([p for label, p in graph.nodes.items() if label not in codes], 8.0, 4.0))
     return codes
@@ -315,21 +376,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     clean_leftovers()
     clean_leftover_cgroups()
-    factor = args.device_factor or calibrated_factor(model, loaded_profile, objective.device_slowdown, args.rate_hz)
+    robot_cpus, other_cpus = split_cpus() or (None, None)
+    robot = None
+    if args.device_factor is None:
+        robot = RobotCalibrator(model, loaded_profile, objective.device_slowdown, args.rate_hz, robot_cpus)
+        factor = robot.open_loop_start()
+    else:
+        factor = args.device_factor
     out = args.out or Path('results') / f'experiment-{datetime.now():%Y%m%d-%H%M%S}'
     setting = Setting(out.resolve(), tuple(steps), args.step_s, args.rate_hz, factor, model, profile,
-                      policy_file, objective, device_params(args.device_param))
+                      policy_file, objective, device_params(args.device_param), robot_cpus, other_cpus, robot)
     setting.out.mkdir(parents=True, exist_ok=True)
-    print(f'{PROG}: {len(runs)} policies x {len(steps)} steps of {args.step_s:g} s; robot CPU {factor:.2f}x slower '
-          f'than this machine (cgroup quota); runs in {setting.out}', flush=True)
+    where = (f'core {",".join(map(str, sorted(robot_cpus)))} for the device node, the rest on the others'
+             if robot_cpus else 'one core shared by every process')
+    how = (f'calibrated before every run to {robot.target_ms:.0f} ms for the full network' if robot
+           else f'{factor:.2f}x slower (fixed)')
+    print(f'{PROG}: {len(runs)} policies x {args.repeats} rounds x {len(steps)} steps of {args.step_s:g} s; robot CPU '
+          f'{how}; {where}; runs in {setting.out}', flush=True)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     domain = choose_domain_id()
     status = 0
     try:
-        for i, run in enumerate(runs):
-            print(f'\n=== {i + 1}/{len(runs)}: {run.label} ===', flush=True)
-            doc = run_policy(setting, run, domain, stop)
+        for i, (repeat, run) in enumerate((r, run) for r in range(1, args.repeats + 1) for run in runs):
+            print(f'\n=== {i + 1}/{len(runs) * args.repeats}: {run.label}, round {repeat} ===', flush=True)
+            doc = run_policy(setting, run, repeat, domain, stop)
             bad = {k: v for k, v in doc['exit_codes'].items() if v not in (0, None)}
             if bad:
                 print(f'note: exit statuses {bad} (logs in {Path(doc["bag"]).parent / "logs"})', flush=True)

@@ -2,10 +2,12 @@
 # SPDX-License-Identifier: Apache-2.0
 """The experiment's report, regenerated from its bags: ``coinfer-experiment-report RUNS [--out docs/results.md]``.
 
-Every run folder of :mod:`coinfer_edge.demo.experiment` holds ``run.json`` (scenario, start time,
-the device's frame counters) and ``bag/``.  From them this module computes, per policy: measured
-accuracy against the camera's ground truth, latency p50/p95/p99, deadline hits, the mean reward of
-the policy objective, the mean reward per scenario step; for fixed remote actions the ratio of the
+Every run folder of :mod:`coinfer_edge.demo.experiment` (``r<round>/<policy>/``) holds ``run.json``
+(scenario, start time, the robot's calibration, the device's frame counters) and ``bag/``.  From
+them this module computes, per policy over all its rounds: measured accuracy against the camera's
+ground truth, latency p50/p95/p99, deadline hits, the mean reward of the policy objective (mean and
+spread over the rounds, and SAC-d against every other policy round by round), the mean reward per
+scenario step; for fixed remote actions the ratio of the
 measured end-to-end latency to the physical sum (head compute + payload bits / shaped rate + RTT +
 tail compute); and the frame accounting (every camera frame: a result or a counted reason).
 No ROS import: bags are read with ``rosbags``.
@@ -32,8 +34,8 @@ from coinfer_device.core.profile import Profile
 from coinfer_device.core.recording import Streams, load_recording
 from coinfer_edge.core.decision import RewardConfig
 from coinfer_edge.core.policy import PolicyObjective
-from coinfer_edge.demo.compare import (COMPARISON_PLOTS, PolicyRun, adaptation_times, format_comparison, frame_rewards,
-                                       live_metrics, worst_adaptation_s, write_comparison_plots)
+from coinfer_edge.demo.compare import (COMPARISON_PLOTS, PolicyRun, adaptation_times, frame_rewards, live_metrics,
+                                       worst_adaptation_s, write_comparison_plots)
 from coinfer_edge.demo.report import FrameRecord, fmt_num, fmt_pct, frame_records, table
 
 PROG = 'coinfer-experiment-report'
@@ -96,14 +98,19 @@ def in_scenario(run: Run) -> list[FrameRecord]:
     return [r for r in run.records if 0.0 <= r.t_s <= run.duration_s]
 
 
-def step_details(run: Run, reward: RewardConfig, profile: Profile) -> list[dict[str, Any]]:
-    """Return per scenario step: frames, share answered on the device, deadline hits, p95 latency, mean reward."""
-    records = in_scenario(run)
-    rewards = frame_rewards(records, reward, profile.accuracy_of)
+def step_details(runs: Sequence[Run], reward: RewardConfig, profile: Profile) -> list[dict[str, Any]]:
+    """Return per scenario step, over the frames of all ``runs`` (one policy's rounds), what the step table shows.
+
+    That is: frames, share answered on the device, deadline hits, p95 latency, mean reward and the
+    most frequent actions.
+    """
+    scored = [(run, r, x) for run in runs
+              for r, x in zip(in_scenario(run), frame_rewards(in_scenario(run), reward, profile.accuracy_of))]
     out = []
-    for i, step in enumerate(run.doc['steps']):
-        lo, hi = i * run.doc['step_s'], (i + 1) * run.doc['step_s']
-        chosen = [(r, x) for r, x in zip(records, rewards) if lo <= r.t_s < hi]
+    doc = runs[0].doc
+    for i, step in enumerate(doc['steps']):
+        lo, hi = i * doc['step_s'], (i + 1) * doc['step_s']
+        chosen = [(r, x) for _, r, x in scored if lo <= r.t_s < hi]
         lat = [r.total_ms for r, _ in chosen]
         out.append({'step': step['name'], 'frames': len(chosen),
                     'local': float(np.mean([r.source == 'device' for r, _ in chosen])) if chosen else math.nan,
@@ -183,6 +190,38 @@ def physical_ratios(run: Run) -> list[dict[str, Any]]:
     return out
 
 
+def pooled_physical_ratios(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """Return :func:`physical_ratios` over one fixed action's rounds: per step the median of the rounds' values."""
+    per_step: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        for row in physical_ratios(run):
+            per_step.setdefault(row['step'], []).append(row)
+    out = []
+    for rows in per_step.values():
+        merged = {k: float(np.median([r[k] for r in rows]))
+                  for k in ('link_load', 'measured_ms', 'physical_ms', 'ratio', *OVERHEAD_PARTS)}
+        ratios = sorted(r['ratio'] for r in rows)
+        merged.update(step=rows[0]['step'], mbps=rows[0]['mbps'], rtt_ms=rows[0]['rtt_ms'],
+                      frames=sum(r['frames'] for r in rows),
+                      ratio_range=f'{ratios[0]:.2f}-{ratios[-1]:.2f}' if len(ratios) > 1 else '-')
+        out.append(merged)
+    return out
+
+
+def robot_sentence(runs: Sequence[Run]) -> str:
+    """Return how the robot's CPU was set in these runs (calibrated factor and measured time, or fixed factor)."""
+    cals = [run.doc.get('robot_calibration') for run in runs]
+    cpus = runs[0].doc.get('robot_cpus')
+    core = f'alone on core {",".join(map(str, cpus))}' if cpus else 'sharing the cores with every other process'
+    if all(cals):
+        ks = [c['slowdown'] for c in cals]
+        measured = [c['measured_ms'] for c in cals]
+        return (f'the device node runs {core}, in a cgroup CPU quota calibrated before every run so that the full '
+                f'network takes the policy\'s Pi time, {cals[0]["target_ms"]:.1f} ms per frame (measured '
+                f'{min(measured):.1f}-{max(measured):.1f} ms at k = {min(ks):.2f}-{max(ks):.2f})')
+    return f'the device node runs {core}, in a cgroup CPU quota {runs[0].doc["device_factor"]:.2f}x slower'
+
+
 def accounting(run: Run) -> dict[str, Any]:
     """Return the frame accounting of a run: camera frames, results, and the device's counted reasons."""
     counts = run.doc.get('device_counts') or {}
@@ -210,37 +249,94 @@ def unaccounted_frames(acc: dict[str, Any]) -> int:
 
 
 def load_runs(folder: Path) -> list[Run]:
-    """Return every run under ``folder`` (one sub-folder per policy, in the order they ran)."""
-    runs = [load_run(p.parent) for p in sorted(folder.glob(f'*/{RUN_JSON}'))]
+    """Return every run under ``folder`` (``r<round>/<policy>/``, in the order they ran)."""
+    runs = [load_run(p.parent) for p in sorted(folder.rglob(RUN_JSON))]
     if not runs:
         raise FileNotFoundError(f'no runs ({RUN_JSON}) under {folder}')
     return sorted(runs, key=lambda r: r.doc.get('t0_ns', 0))
 
 
+def by_policy(runs: Sequence[Run]) -> dict[str, list[Run]]:
+    """Return the runs grouped by policy, policies in the order they first ran, each policy's rounds in order."""
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(run.policy.name, []).append(run)
+    return groups
+
+
+def round_rewards(runs: Sequence[Run], reward: RewardConfig, profile: Profile) -> dict[int, float]:
+    """Return one policy's mean reward per round."""
+    return {run.doc.get('repeat', 1): live_metrics(in_scenario(run), reward, profile.accuracy_of)['mean_reward']
+            for run in runs}
+
+
+def policy_summary(groups: dict[str, list[Run]], reward: RewardConfig, profile: Profile) -> str:
+    """Return the per-policy table over all rounds: pooled frames, mean reward per round (mean, sd, range)."""
+    rows = []
+    for runs in groups.values():
+        pooled = live_metrics([r for run in runs for r in in_scenario(run)], reward, profile.accuracy_of)
+        per_round = list(round_rewards(runs, reward, profile).values())
+        adapt = [worst_adaptation_s(adaptation_times(run.decisions, run.schedule, run.duration_s)) for run in runs]
+        rows.append((runs[0].policy, pooled, per_round, adapt))
+    best = max(float(np.mean(r)) for _, _, r, _ in rows)
+    body = []
+    for policy, m, per_round, adapt in rows:
+        mean = float(np.mean(per_round))
+        spread = (f'{np.std(per_round, ddof=1):.4f}' if len(per_round) > 1 else '-')
+        settled = [a for a in adapt if a is not None]
+        adapts = ('-' if not policy.adaptive else 'no step needed' if not settled
+                  else 'did not settle' if any(math.isnan(a) for a in settled) else f'{max(settled):.1f} s')
+        body.append((policy.label + (' *' if mean == best else ''), str(len(per_round)),
+                     str(round(m['frames'] / len(per_round))), fmt_num(m['accuracy'], '.3f'),
+                     fmt_num(m['p50_ms'], '.1f'), fmt_num(m['p95_ms'], '.1f'), fmt_num(m['p99_ms'], '.1f'),
+                     fmt_pct(m['deadline_hit']), f'{mean:.4f}', spread,
+                     f'{min(per_round):.4f}-{max(per_round):.4f}', adapts))
+    return (table(('policy', 'rounds', 'frames per round', 'accuracy', 'p50 ms', 'p95 ms', 'p99 ms', 'deadline hits',
+                   'mean reward', 'sd over rounds', 'range over rounds', 'adapts in'),
+                  body, [False] + [True] * 10 + [False])
+            + '\n\n* = best mean reward (the mean of the rounds\' mean rewards). Accuracy, latency and deadline hits '
+              'pool the frames of all rounds. Reward = the policy objective of the profile accuracy of the action '
+              'each frame ran and its measured latency; "adapts in" = the longest time, over the rounds, from a '
+              "bandwidth step to the first decision of the step's settled choice.")
+
+
+def head_to_head(groups: dict[str, list[Run]], reward: RewardConfig, profile: Profile,
+                 contender: str = 'sacd') -> list[dict[str, Any]]:
+    """Return ``contender`` against every other policy, paired by round: rounds won, mean and worst difference."""
+    if contender not in groups:
+        return []
+    mine = round_rewards(groups[contender], reward, profile)
+    out = []
+    for name, runs in groups.items():
+        if name == contender:
+            continue
+        theirs = round_rewards(runs, reward, profile)
+        diffs = [mine[k] - theirs[k] for k in sorted(mine.keys() & theirs.keys())]
+        if diffs:
+            out.append({'policy': runs[0].policy.label, 'rounds': len(diffs), 'won': sum(d > 0 for d in diffs),
+                        'mean_diff': float(np.mean(diffs)), 'worst_diff': min(diffs)})
+    return out
+
+
 def write_report(folder: Path, report: Path, profile: Profile | None = None) -> Path:
     """Write the markdown report of the runs under ``folder`` (and its plots beside it, in ``img/``)."""
     runs = load_runs(folder)
+    groups = by_policy(runs)
     first = runs[0].doc
     profile = profile or Profile.load(first['profile'])
     reward = PolicyObjective.read(first['policy_file']).reward
-    rows = []
-    for run in runs:
-        m = live_metrics(in_scenario(run), reward, profile.accuracy_of)
-        m['adaptation_s'] = (worst_adaptation_s(adaptation_times(run.decisions, run.schedule, run.duration_s))
-                             if run.policy.adaptive else None)
-        rows.append((run.policy, m))
     steps = first['steps']
-    details = [step_details(run, reward, profile) for run in runs]
+    rounds = max(len(g) for g in groups.values())
+    details = {name: step_details(group, reward, profile) for name, group in groups.items()}
     lines = [
         '# Results: every policy end to end on two emulated hosts',
         '',
         f'Generated by `{PROG} {folder}` from the bags of `coinfer-experiment` '
         f'({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC). Robot and workstation are two network namespaces; '
-        f'the link between them is shaped by `tc tbf` and delayed by the TUN delay line; the device node runs in a '
-        f'cgroup at {first["device_factor"]:.2f}x slower than this machine ([testbed.md](testbed.md)). '
-        f'Camera {first["rate_hz"]:g} Hz, deadline {reward.deadline_ms:g} ms, {len(runs)} policies, each on the '
-        f'same scenario of {len(steps)} steps of {first["step_s"]:g} s (one run per policy; how much runs of the same '
-        f'day differ: [testbed.md](testbed.md#results-and-their-spread)):',
+        f'the link between them is shaped by `tc tbf` and delayed by the TUN delay line; {robot_sentence(runs)} '
+        f'([testbed.md](testbed.md)). Camera {first["rate_hz"]:g} Hz, deadline {reward.deadline_ms:g} ms, '
+        f'{len(groups)} policies, {rounds} round{"s" if rounds > 1 else ""} over them (in each round every policy '
+        f'runs once, in the same order), each run the same scenario of {len(steps)} steps of {first["step_s"]:g} s:',
         '',
         table(('step', 'link Mbit/s', 'RTT ms', 'robot CPU load', 'edge CPU load'),
               [(s['name'], f'{s["mbps"]:g}' if s.get('link_up', True) else 'cut', f'{s["rtt_ms"]:g}',
@@ -249,13 +345,23 @@ def write_report(folder: Path, report: Path, profile: Profile | None = None) -> 
         '',
         '## Per policy',
         '',
-        format_comparison(rows),
+        policy_summary(groups, reward, profile),
         '',
+    ]
+    duels = head_to_head(groups, reward, profile)
+    if duels:
+        lines += ['SAC-d against every other policy, round by round (the runs of one round are minutes apart):', '',
+                  table(('policy', 'rounds SAC-d earned more', 'mean difference', 'smallest difference'),
+                        [(d['policy'], f"{d['won']} of {d['rounds']}", f"{d['mean_diff']:+.4f}",
+                          f"{d['worst_diff']:+.4f}") for d in duels]), '']
+    lines += [
         '## Mean reward per step',
         '',
+        'Over the frames of all rounds.',
+        '',
         table(('policy',) + tuple(s['name'] for s in steps),
-              [(run.policy.label,) + tuple(fmt_num(d['reward'], '.3f') for d in run_details)
-               for run, run_details in zip(runs, details)],
+              [(group[0].policy.label,) + tuple(fmt_num(d['reward'], '.3f') for d in details[name])
+               for name, group in groups.items()],
               [False] + [True] * len(steps)),
         '',
         '## Measured latency over the physical sum (fixed remote actions, steady state)',
@@ -264,14 +370,17 @@ def write_report(folder: Path, report: Path, profile: Profile | None = None) -> 
         f'the edge (all measured per frame); frames from {STEADY_AFTER_S:g} s after a step start; medians.',
         '',
     ]
-    phys_rows = [(run.policy.label, r['step'], f'{r["mbps"]:g}', f'{r["rtt_ms"]:g}', f'{r["link_load"]:.2f}',
-                  str(r['frames']), f'{r["measured_ms"]:.1f}', f'{r["physical_ms"]:.1f}', f'{r["ratio"]:.2f}')
-                 + tuple(f'{r[k]:.1f}' for k in OVERHEAD_PARTS)
-                 for run in runs if run.policy.node_params.get('policy') == 'fixed' for r in physical_ratios(run)]
+    phys_rows = [(group[0].policy.label, r['step'], f'{r["mbps"]:g}', f'{r["rtt_ms"]:g}', f'{r["link_load"]:.2f}',
+                  str(r['frames']), f'{r["measured_ms"]:.1f}', f'{r["physical_ms"]:.1f}', f'{r["ratio"]:.2f}',
+                  r['ratio_range']) + tuple(f'{r[k]:.1f}' for k in OVERHEAD_PARTS)
+                 for group in groups.values() if group[0].policy.node_params.get('policy') == 'fixed'
+                 for r in pooled_physical_ratios(group)]
     lines += [table(('action', 'step', 'Mbit/s', 'RTT ms', 'link load', 'frames', 'measured ms', 'physical ms',
-                     'ratio', 'device extra', 'link extra', 'edge extra', 'other'),
-                    phys_rows, [False, False] + [True] * 11) if phys_rows else 'No fixed remote action ran.',
-              '', 'Link load = payload bits x camera rate / link rate: from 1 on the link cannot carry every frame and '
+                     'ratio', 'ratio per round', 'device extra', 'link extra', 'edge extra', 'other'),
+                    phys_rows, [False, False] + [True] * 7 + [False] + [True] * 4)
+              if phys_rows else 'No fixed remote action ran.',
+              '', 'Per action and step: the median over the rounds of each round\'s median (frames: all rounds). '
+              'Link load = payload bits x camera rate / link rate: from 1 on the link cannot carry every frame and '
               'the ratio measures the queue. Where the rest goes (medians, ms): *device extra* = device time besides '
               'the model (image conversion, encoding, publication, the CPU quota\'s waits); *link extra* = round trip '
               'besides serialization and RTT (DDS, executors, queueing); *edge extra* = edge time besides the model '
@@ -279,32 +388,33 @@ def write_report(folder: Path, report: Path, profile: Profile | None = None) -> 
     acc_rows = []
     for run in runs:
         a = accounting(run)
-        acc_rows.append((run.policy.label, str(a['camera_frames']), str(a['frames_in']), str(a['results_sent']),
+        acc_rows.append((run.policy.label, str(run.doc.get('repeat', 1)), str(a['camera_frames']),
+                         str(a['frames_in']), str(a['results_sent']),
                          str(a['results_recorded']), str(a['dropped_busy']), str(a['camera_frames_lost']),
                          str(a['camera_frames_missed_at_start']), str(a['in_flight']), str(unaccounted_frames(a))))
     lines += ['## Frame accounting', '',
               'Per run, from the device node\'s counters (logged when it stops) and the bag: frames the camera '
               'announced, frames the device took in, results it sent and the bag holds, and the counted reasons for '
               'the rest.', '',
-              table(('policy', 'camera frames', 'device in', 'results sent', 'in bag', 'dropped (busy)',
+              table(('policy', 'round', 'camera frames', 'device in', 'results sent', 'in bag', 'dropped (busy)',
                      'lost on the way', 'missed at start', 'in flight at stop', 'unaccounted'),
-                    acc_rows, [False] + [True] * 9), '']
-    for run, run_details in zip(runs, details):
-        if not run.policy.adaptive:
+                    acc_rows, [False] + [True] * 10), '']
+    for name, group in groups.items():
+        if not group[0].policy.adaptive:
             continue
-        lines += [f'## {run.policy.label}, step by step', '',
+        lines += [f'## {group[0].policy.label}, step by step', '', 'Over the frames of all rounds.', '',
                   table(('step', 'frames', 'on device', 'deadline hits', 'p95 ms', 'mean reward',
                          'most frequent actions'),
                         [(d['step'], str(d['frames']), fmt_pct(d['local']), fmt_pct(d['hits']),
                           fmt_num(d['p95_ms'], '.1f'), fmt_num(d['reward'], '.3f'), d['actions'])
-                         for d in run_details],
+                         for d in details[name]],
                         [False, True, True, True, True, True, False]), '']
-        recoveries = recovery_s(run)
+        recoveries = [(run.doc.get('repeat', 1), r) for run in group for r in recovery_s(run)]
         if recoveries:
-            lines += ['After the link came back (' + ', '.join(
-                f"{r['step']}: the robot heard the edge again after {fmt_num(r['answer_s'], '.2f')} s, the first frame "
-                f"result computed on the edge came after {fmt_num(r['result_s'], '.2f')} s" for r in recoveries)
-                + ').', '']
+            lines += ['After the link came back (' + '; '.join(
+                f"round {k}, {r['step']}: the robot heard the edge again after {fmt_num(r['answer_s'], '.2f')} s, "
+                f"the first frame result computed on the edge came after {fmt_num(r['result_s'], '.2f')} s"
+                for k, r in recoveries) + ').', '']
     warmup = round(min(60.0, runs[0].duration_s / 4))
     rss_rows = [(run.policy.label, label, f"{g['start_mb']:.1f}", f"{g['end_mb']:.1f}", f"{g['max_mb']:.1f}",
                  f"{g['growth_pct']:+.1f} %") for run in runs if run.duration_s >= MEMORY_MIN_S
@@ -316,14 +426,16 @@ def write_report(folder: Path, report: Path, profile: Profile | None = None) -> 
                         [False, False, True, True, True, True]), '']
     img = report.parent / 'img'
     img.mkdir(parents=True, exist_ok=True)
-    written = write_comparison_plots(folder, [(r.policy, in_scenario(r), r.decisions) for r in runs],
+    first_round = [group[0] for group in groups.values()]
+    written = write_comparison_plots(folder, [(r.policy, in_scenario(r), r.decisions) for r in first_round],
                                      runs[0].schedule, runs[0].duration_s, reward.deadline_ms)
     names = []
     for path, name in zip(written, COMPARISON_PLOTS):
         target = img / f'results_{name}'
         shutil.copyfile(path, target)
         names.append(target.name)
-    lines += ['## Plots', ''] + [f'![{n}](img/{n})' for n in names] + ['']
+    lines += ['## Plots', '', 'From the first round.' if rounds > 1 else '', '']
+    lines += [f'![{n}](img/{n})' for n in names] + ['']
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text('\n'.join(lines))
     return report

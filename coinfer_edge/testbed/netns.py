@@ -167,12 +167,13 @@ class Testbed:
     def __init__(self, delay_ms: float = 0.0, rate_mbps: float | None = None, *, loss: float = 0.0,
                  seed: int | None = None, capacity: int = 4096, queue_s: float = 1.0,
                  delay_schedule: str | None = None, prefix: str = PREFIX, subnet: str = SUBNET,
-                 handle_signals: bool = True, timeout_s: float = 10.0):
+                 handle_signals: bool = True, timeout_s: float = 10.0, delay_line_cpus: set[int] | None = None):
         """Describe the testbed; nothing is created before ``__enter__`` (or :meth:`start`).
 
         ``delay_ms`` is the one-way delay of each direction (RTT = 2 x delay_ms), ``rate_mbps`` the
         initial tbf rate of both directions (None: unshaped), ``queue_s`` the tbf queue length in
-        seconds of the rate, ``delay_schedule`` a file for ``delay_line --schedule``.
+        seconds of the rate, ``delay_schedule`` a file for ``delay_line --schedule``, ``delay_line_cpus``
+        the cores the delay line may run on (None: any).
         """
         self.tag = f'{prefix}{os.getpid()}{chr(97 + next(_letters) % 26)}'
         self.device_ns, self.edge_ns = f'{self.tag}-dev', f'{self.tag}-edge'
@@ -181,6 +182,7 @@ class Testbed:
         self.delay_ms, self.rate_mbps = delay_ms, rate_mbps
         self.loss, self.seed, self.capacity, self.queue_s = loss, seed, capacity, queue_s
         self.delay_schedule, self.handle_signals, self.timeout_s = delay_schedule, handle_signals, timeout_s
+        self.delay_line_cpus = delay_line_cpus
         self.rates: dict[str, float | None] = {'up': None, 'down': None}
         self.delay_line: subprocess.Popen | None = None
         self._reader: threading.Thread | None = None
@@ -231,12 +233,16 @@ class Testbed:
         cmd += ['--schedule', self.delay_schedule] if self.delay_schedule else []
         # Own session: a Ctrl-C at the terminal reaches this process, whose handler stops the delay line in order.
         self.delay_line = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                           env=child_env(), start_new_session=True)
+                                           env=child_env(), start_new_session=True,
+                                           preexec_fn=self._pin_delay_line if self.delay_line_cpus else None)
         self._reader = threading.Thread(target=self._read_lines, args=(self.delay_line.stdout,), daemon=True)
         self._reader.start()
         self._expect(READY, 'the delay line to start')
         if self.rate_mbps is not None:
             self.set_rate('both', self.rate_mbps)
+
+    def _pin_delay_line(self) -> None:
+        os.sched_setaffinity(0, self.delay_line_cpus)
 
     def _read_lines(self, stream: Any) -> None:
         for line in stream:
