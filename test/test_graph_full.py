@@ -9,6 +9,7 @@ that every node reports its diagnostics on /diagnostics, and that every camera f
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import statistics
@@ -223,3 +224,34 @@ def test_sacd_policy_file_drives_decisions(graph, probe, tmp_path):
     assert decisions.wait(lambda items: len(items) >= 3, 20.0), node.tail()
     assert {d.value for d in decisions.snapshot()} <= set(actions)
     assert 'policy sacd' in node.output()
+
+
+def test_the_shield_blocks_an_action_whose_results_miss_the_deadline(graph, probe):
+    """Late results of the policy's action on coinfer/result make policy_node choose another action for a while."""
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import Header
+    from coinfer_device.ros import messages as m
+
+    decisions = probe.decisions('/shield/coinfer/decision')
+    results = probe.publisher(JointState, '/shield/coinfer/result')
+    node = graph.add('shield_policy', 'policy_node', namespace='/shield', params_files=[config_file('policy.yaml')],
+                     params={'policy': 'rule', 'profile_path': str(profile_file()), 'wait_for_link': False,
+                             'shield.hold_s': 30.0})
+    node.start().wait_ready(60.0)
+    assert decisions.wait(lambda items: len(items) >= 2, 20.0), node.tail()
+    assert probe.wait_for_subscribers(results), 'policy_node does not subscribe to /shield/coinfer/result'
+    chosen = decisions.snapshot()[-1].value          # no link measured, nothing changes: the same action each time
+    late = rec.Result(frame_seq=0, class_id=0, confidence=1.0, exit=chosen.exit, partition=chosen.partition,
+                      bits=chosen.bits, source=0, fallback=rec.FALLBACK_NONE, device_ms=250.0, transfer_ms=0.0,
+                      edge_ms=0.0, total_ms=250.0, round_trip_ms=0.0, payload_bytes=0, deadline_ms=100.0,
+                      deadline_met=False, device_compute_ms=240.0, edge_compute_ms=0.0)
+    start = len(decisions)
+    for seq in range(1, 9):
+        results.publish(m.make_result_msg(dataclasses.replace(late, frame_seq=seq), Header()))
+        time.sleep(0.05)
+    assert decisions.wait(lambda items: any(d.value != chosen for d in items), 10.0, start), node.tail()
+    after = [d.value for d in decisions.snapshot(start)]
+    assert after[-1] != chosen, f'{chosen.label()} still chosen after 8 late results: {after}'
+    values = probe.wait_diagnostic('shield/policy_node: decisions', lambda v: v.get('shield_blocks') == '1', 10.0)
+    assert values.get('shield_blocked') == chosen.label(), values
+    assert 'blocked for 30 s' in node.output()

@@ -20,6 +20,11 @@ at ``rate_hz``:
 Both are a :class:`coinfer_edge.core.decision.SplitPolicy` fed the same
 :class:`~coinfer_edge.core.decision.Observation`.  Nothing here imports torch.
 
+Every policy but ``fixed`` decides among the actions the deadline shield allows
+(:mod:`coinfer_edge.core.shield`, ``shield.*``): an action whose recent results on
+``coinfer/result`` missed the deadline too often is blocked for a few seconds, so a robot that is
+slower than the policy's model does not get the same late action frame after frame.
+
 Until bandwidth and RTT have been measured (``wait_for_link``) no decision is published,
 so the device keeps its safe local fallback.  The time to decide is measured and reported.
 
@@ -50,6 +55,7 @@ from coinfer_device.ros import messages as m
 from coinfer_edge.core.decision import (EdgentDecider, FixedDecider, LatencySettings, NeurosurgeonDecider, Observation,
                                         RewardConfig, RuleDecider, SplitPolicy)
 from coinfer_edge.core.policy import PolicyError, TrainedPolicy
+from coinfer_edge.core.shield import DeadlineShield, ShieldConfig
 
 QOS = (rp.QosDefault('decision', 'coinfer/decision', 'reliable', 1, 'transient_local'),
        rp.QosDefault('telemetry', 'coinfer/link/* and coinfer/*/compute_slowdown', 'best_effort', 1),
@@ -64,6 +70,7 @@ def _fixed_action_check(value: list[int]) -> str | None:
 
 _REWARD = RewardConfig()
 _LATENCY = LatencySettings()
+_SHIELD = ShieldConfig()
 
 PARAMS = [
     rp.Param('policy', 'sacd', "'sacd' = trained SAC-d policy, 'rule' = exhaustive search with the latency model, "
@@ -95,6 +102,13 @@ PARAMS = [
              "profile's measured value (settings.latency), else 0", lo=-1.0, hi=1e4, unit='ms'),
     rp.Param('latency.remote_overhead_ms', -1.0, "rule: per-frame framework cost of a sent frame; -1 = the "
              "profile's measured value (settings.latency), else 0", lo=-1.0, hi=1e4, unit='ms'),
+    rp.Param('shield.enabled', True, "Block an action for a while when its recent results on coinfer/result missed "
+             "the deadline too often (every policy but 'fixed'; coinfer_edge/core/shield.py)"),
+    rp.Param('shield.max_miss_rate', _SHIELD.max_miss_rate, 'Shield: block an action when more than this share of '
+             f'its last {_SHIELD.window} results (at least {_SHIELD.min_results}, none older than '
+             f'{_SHIELD.memory_s:g} s) missed the deadline', lo=0.0, hi=0.99),
+    rp.Param('shield.hold_s', _SHIELD.hold_s, 'Shield: length of a first block; doubles while the action keeps '
+             f'missing after its release, up to {_SHIELD.max_hold_s:g} s', lo=0.1, hi=_SHIELD.max_hold_s, unit='s'),
 ] + rp.qos_params(QOS) + LIFECYCLE_PARAMS + DIAGNOSTIC_PARAMS
 
 
@@ -110,6 +124,7 @@ class PolicyNode(ManagedNode):
         self.deadline_ms = 0.0
         self.inputs: dict[str, tuple[float, float]] = {}  # name -> (value, receipt time)
         self.prev_index: int | None = None
+        self.shield: DeadlineShield | None = None
         self.decisions = RateMeter()
         self.decide_ms: list[float] = []
         self.decide_max_ms = 0.0
@@ -132,6 +147,9 @@ class PolicyNode(ManagedNode):
             raise StartupError(f'fixed_action: {exc}') from exc
         self.actions = self.policy.actions
         self.deadline_ms = self.p['deadline_ms'] or self.policy.reward_config.deadline_ms
+        if self.p['shield.enabled'] and self.p['policy'] != 'fixed':
+            self.shield = DeadlineShield(ShieldConfig(max_miss_rate=self.p['shield.max_miss_rate'],
+                                                      hold_s=self.p['shield.hold_s']))
         self.pub = self.own(rp.create_publisher(self, Int32MultiArray, 'coinfer/decision', self.p, 'decision'))
         for key, topic in (('bandwidth_mbps', 'coinfer/link/bandwidth_mbps'), ('rtt_ms', 'coinfer/link/rtt_ms'),
                            ('device_slowdown', 'coinfer/device/compute_slowdown'),
@@ -153,7 +171,7 @@ class PolicyNode(ManagedNode):
         """Unload the policy; destroy the publisher, subscriptions and timer."""
         self._deciding = False
         self.destroy_owned()
-        self.policy, self.prev_index = None, None
+        self.policy, self.prev_index, self.shield = None, None, None
 
     def _make_policy(self) -> tuple[SplitPolicy, str]:
         """Return the decider the ``policy`` parameter names and where it comes from (for the ready line)."""
@@ -194,6 +212,9 @@ class PolicyNode(ManagedNode):
         except rec.MessageError:
             return
         self._on_input('recent_latency_ms', result.total_ms)
+        if self.shield is not None and self.shield.record(result.action, result.deadline_met, time.monotonic()):
+            self.get_logger().info(f'shield: {result.action.label()} missed the deadline too often; blocked '
+                                   f'for {self.shield.hold_of(result.action):g} s')
 
     def _value(self, key: str, default: float | None) -> float | None:
         item = self.inputs.get(key)
@@ -213,10 +234,21 @@ class PolicyNode(ManagedNode):
                                   / nominal.device_slowdown,
                                   self._value('edge_slowdown', nominal.edge_slowdown) / nominal.edge_slowdown,
                                   self._value('recent_latency_ms', None), self.deadline_ms, self.prev_index)
-        action = self.policy.act(observation)
+        action = self._act(observation)
         self.pub.publish(m.make_decision_msg(action))
         self.prev_index = self.policy.index_of(action)
         self._record(action, (time.perf_counter() - t0) * 1e3)
+
+    def _act(self, observation: Observation) -> Action:
+        """Return the policy's action among those the shield allows (all, if the policy refuses that set)."""
+        if self.shield is not None:
+            mask = self.shield.mask(self.actions, self.policy.mask, time.monotonic())
+            if not mask.all():
+                try:
+                    return self.policy.act(observation, mask)
+                except (ValueError, PolicyError):  # e.g. a rule whose own candidates are all blocked
+                    pass
+        return self.policy.act(observation)
 
     def _record(self, action: Action, ms: float) -> None:
         self.decisions.add()
@@ -241,6 +273,9 @@ class PolicyNode(ManagedNode):
                                   'decision_latency_mean_ms': float(np.mean(self.decide_ms[-100:]))
                                   if self.decide_ms else 0.0,
                                   'decision_latency_max_ms': self.decide_max_ms}
+        if self.shield is not None:
+            values['shield_blocked'] = ' '.join(a.label() for a in self.shield.blocked(now)) or 'none'
+            values['shield_blocks'] = self.shield.blocks_total
         stale = []
         for key in ('bandwidth_mbps', 'rtt_ms', 'device_slowdown', 'edge_slowdown', 'recent_latency_ms'):
             item = self.inputs.get(key)
