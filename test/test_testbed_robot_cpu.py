@@ -1,6 +1,6 @@
 # Copyright 2026 The coinfer authors
 # SPDX-License-Identifier: Apache-2.0
-"""The robot's CPU: the core split, the closed-loop quota calibration, and a thread in a quota (root).
+"""The robot's CPU: the core split, the closed-loop quota calibration, threads in quotas (root).
 
 The calibration loop is checked against made-up hosts (time = a x k + b, noise, a floor); the
 thread placement for real, as root: a busy loop timed in the group runs ``k`` times slower.
@@ -9,13 +9,17 @@ thread placement for real, as root: a busy loop timed in the group runs ``k`` ti
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
 from coinfer_edge.testbed.cgroup import CpuQuota
-from coinfer_edge.testbed.robot_cpu import Calibration, calibrate_slowdown, split_cpus, taskset_args, thread_in
+from coinfer_device.core.thread_names import INFERENCE_THREAD
+from coinfer_edge.testbed.robot_cpu import (Calibration, RobotCpu, calibrate_slowdown, split_cpus, taskset_args,
+                                            thread_ids, thread_in)
 
 import testbed_support
 
@@ -105,3 +109,58 @@ def test_a_step_shaped_host_is_bracketed_instead_of_swinging():
     assert all(k <= 2.0 * prev for prev, k in zip(ks, ks[1:])), ks     # never more than doubled
     assert max(ks) < 30.0 and len(cal.rounds) == 6
     assert cal.measured_ms in (9.0, 23.0)                               # the closest plateau, reported as it is
+
+
+WORKER = '''
+import sys, threading, time
+from coinfer_device.core.thread_names import INFERENCE_THREAD, name_this_thread
+def work():
+    name_this_thread(INFERENCE_THREAD)
+    time.sleep(60)
+if sys.argv[1] == 'named':
+    threading.Thread(target=work, daemon=True).start()
+print('ready', flush=True)
+time.sleep(60)
+'''
+
+
+@pytest.fixture
+def worker_process():
+    procs = []
+
+    def start(kind: str) -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, '-c', WORKER, kind], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == 'ready'
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+def test_the_inference_thread_gets_its_own_slow_core_and_the_rest_the_other(worker_process):
+    testbed_support.require_root('the robot CPU tests (cgroups)')
+    proc = worker_process('named')
+    with RobotCpu() as robot:
+        robot.set_slowdown(5.0)
+        tid = robot.place(proc.pid)
+        assert thread_ids(proc.pid, INFERENCE_THREAD) == [tid] and tid != proc.pid
+        inference = (robot.inference.path / 'tasks').read_text().split()
+        rest = (robot.rest.path / 'tasks').read_text().split()
+        assert inference == [str(tid)]
+        assert str(proc.pid) in rest and str(tid) not in rest
+        for group in (robot.inference, robot.rest):
+            assert (group.path / 'cpu.cfs_period_us').read_text().strip() == '5000'
+        robot.release()
+        assert (robot.inference.path / 'cpu.cfs_quota_us').read_text().strip() == '-1'
+        paths = (robot.inference.path, robot.rest.path)
+    assert not any(p.exists() for p in paths)
+
+
+def test_a_process_without_an_inference_thread_is_one_clear_error(worker_process):
+    testbed_support.require_root('the robot CPU tests (cgroups)')
+    proc = worker_process('unnamed')
+    with RobotCpu() as robot, pytest.raises(RuntimeError, match=INFERENCE_THREAD):
+        robot.place(proc.pid, timeout_s=0.3)

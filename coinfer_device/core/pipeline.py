@@ -51,6 +51,7 @@ from coinfer_device.core.records import (FALLBACK_EDGE_DOWN, FALLBACK_EDGE_TIMEO
                                          FALLBACK_NONE, FALLBACK_WORDS, SOURCE_DEVICE, SOURCE_EDGE, EdgeResult,
                                          Result, class_name)
 from coinfer_device.core.sender import Sender
+from coinfer_device.core.thread_names import INFERENCE_THREAD, name_this_thread
 
 COUNTERS = ('frames_in', 'dropped_busy', 'processed', 'results_local', 'results_edge', 'edge_timeouts_rerun',
             'probes_sent', 'probes_answered', 'deadline_misses', 'rejected_images', 'rejected_decisions',
@@ -347,6 +348,7 @@ class DevicePipeline:
         return job
 
     def _work(self) -> None:
+        name_this_thread(INFERENCE_THREAD)
         while True:
             with self._cv:
                 while not self._stop and self._mailbox is None and not self._reruns:

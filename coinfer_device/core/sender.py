@@ -17,6 +17,8 @@ import queue
 import threading
 from typing import Any, Callable, Protocol
 
+from coinfer_device.core.thread_names import SENDER_THREAD, name_this_thread
+
 
 class Sender(Protocol):
     """Hands feature messages to the link."""
@@ -69,6 +71,7 @@ class ThreadSender:
         return self._queue.qsize()
 
     def _run(self) -> None:
+        name_this_thread(SENDER_THREAD)
         while (item := self._queue.get()) is not None:
             self._publish(item)
 

@@ -7,8 +7,9 @@ One run per policy (``--repeats N``: N rounds over the policies), each with the 
 
 * the **robot** namespace runs the camera, the device node, the link monitor, its CPU monitor and
   ``coinfer-record`` (what the robot did is in its bag also while the link is cut); the device
-  node runs alone on a core of its own, in a cgroup whose CPU quota makes it ``k`` times slower
-  there (:meth:`~coinfer_edge.testbed.cgroup.CpuQuota.set_slowdown`); ``k`` is calibrated in
+  node runs alone on a core of its own, as two cores ``k`` times slower than it (its inference
+  thread on one, its other threads on the other: :class:`~coinfer_edge.testbed.robot_cpu.RobotCpu`,
+  two cgroup CPU quotas, :meth:`~coinfer_edge.testbed.cgroup.CpuQuota.set_slowdown`); ``k`` is calibrated in
   closed loop before every run so that the full network takes the policy's
   ``latency.device_slowdown`` x the profile's per-frame time on that core
   (:mod:`~coinfer_edge.testbed.robot_cpu`), and a CPU-load step shrinks the quota further: a load
@@ -49,7 +50,8 @@ from coinfer_edge.demo.harness import (Graph, NodeProcess, NodeStartError, Start
                                        config_file, ros_env, stop_processes)
 from coinfer_edge.testbed.cgroup import CpuQuota, clean_leftover_cgroups
 from coinfer_edge.testbed.netns import Testbed, TestbedError, clean_leftovers, require_root
-from coinfer_edge.testbed.robot_cpu import Calibration, calibrate_slowdown, split_cpus, taskset_args, thread_in
+from coinfer_edge.testbed.robot_cpu import (Calibration, RobotCpu, calibrate_slowdown, split_cpus, taskset_args,
+                                            thread_in)
 
 PROG = 'coinfer-experiment'
 RUN_JSON = 'run.json'
@@ -251,21 +253,21 @@ def run_policy(setting: Setting, run: PolicyRun, repeat: int, domain: int, stop:
                            'bag': str(out / 'bag')}
     with Testbed(delay_ms=first.rtt_ms / 2, rate_mbps=first.mbps, handle_signals=False,
                  delay_line_cpus=setting.other_cpus) as bed, \
-            CpuQuota(1.0) as quota, CpuQuota(None) as edge_quota:
+            RobotCpu() as robot_cpu, CpuQuota(None) as edge_quota:
         env = ros_env(domain, out / 'ros_log', ROS_AUTOMATIC_DISCOVERY_RANGE='SUBNET')
         graph = build_graph(setting, run, bed, env, out)
         try:
             graph.start(['recorder', *EDGE_SIDE], STARTUP_TIMEOUT_S, stop)
             graph.start(['link_monitor', 'cpu_monitor', 'device'], STARTUP_TIMEOUT_S, stop)
-            quota.set_slowdown(setting.device_factor / (1.0 - first.device_load))
-            quota.add(graph['device'].pid)
+            robot_cpu.set_slowdown(setting.device_factor / (1.0 - first.device_load))
+            robot_cpu.place(graph['device'].pid)
             edge_quota.add(graph['edge'].pid)
             graph.start(['camera'], STARTUP_TIMEOUT_S, stop)
             doc['t0_ns'] = time.time_ns()
             start = time.monotonic()
             rss = RssLog(graph)
             for i, step in enumerate(setting.steps):
-                apply_step(step, bed, quota, edge_quota, setting.device_factor)
+                apply_step(step, bed, robot_cpu, edge_quota, setting.device_factor)
                 print(f'  t={time.monotonic() - start:5.1f}s step {i + 1}/{len(setting.steps)}: {describe(step)}',
                       flush=True)
                 end = start + (i + 1) * setting.step_s
@@ -279,7 +281,7 @@ def run_policy(setting: Setting, run: PolicyRun, repeat: int, domain: int, stop:
             doc['ran_s'] = time.monotonic() - start
             doc['rss_mb'] = rss.samples
         finally:
-            codes = stop_in_order(graph, lambda: quota.set_fraction(None))
+            codes = stop_in_order(graph, robot_cpu.release)
             doc['exit_codes'] = codes
             doc['device_counts'] = frame_counts(graph['device'].output())
             try:
@@ -307,7 +309,7 @@ def stop_in_order(graph: Graph, release_robot: Callable[[], None]) -> dict[str, 
     return codes
 
 
-def apply_step(step: Step, bed: Testbed, quota: CpuQuota, edge_quota: CpuQuota, device_factor: float) -> None:
+def apply_step(step: Step, bed: Testbed, robot_cpu: RobotCpu, edge_quota: CpuQuota, device_factor: float) -> None:
     """Set the link (rate, delay, up or cut) and both hosts' CPU shares of ``step``."""
     if step.link_up:
         bed.link_up()
@@ -315,7 +317,7 @@ def apply_step(step: Step, bed: Testbed, quota: CpuQuota, edge_quota: CpuQuota, 
     else:
         bed.link_down()
     bed.set_delay(step.rtt_ms / 2)
-    quota.set_slowdown(device_factor / (1.0 - step.device_load))
+    robot_cpu.set_slowdown(device_factor / (1.0 - step.device_load))
     edge_quota.set_fraction(1.0 - step.edge_load if step.edge_load > 0 else None)
 
 

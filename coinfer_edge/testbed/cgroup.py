@@ -107,6 +107,10 @@ class CpuQuota:
         """Move process ``pid`` (all its threads) into the group."""
         (self.path / 'cgroup.procs').write_text(str(pid))
 
+    def add_thread(self, tid: int) -> None:
+        """Move one thread ``tid`` into the group (its process's other threads stay where they are)."""
+        (self.path / 'tasks').write_text(str(tid))
+
     def pids(self) -> list[int]:
         """Return the pids of the processes in the group."""
         return _read_pids(self.path)

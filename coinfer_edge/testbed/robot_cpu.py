@@ -1,6 +1,6 @@
 # Copyright 2026 The coinfer authors
 # SPDX-License-Identifier: Apache-2.0
-"""The robot's CPU: a core of its own, and a quota calibrated in closed loop to the policy's Pi.
+"""The robot's CPU: a core of its own, two slow cores on it, and a quota calibrated in closed loop to the policy's Pi.
 
 On one machine the robot's device node shares the cores with the workstation's nodes, the
 recorder and the delay line.  Under a CPU quota alone its speed then depends on what the others
@@ -8,6 +8,13 @@ do: the full network once per 100 ms took 59 ms at ``k`` = 3.5 on an idle machin
 with three busy processes beside it (2 cores).  Pinned to a core of its own, the same work took
 55-57 ms either way.  So the robot gets :func:`split_cpus`'s robot core (the other processes the
 rest) and a quota that makes it ``k`` times slower there.
+
+A Pi 4 has four cores: the device node's inference thread computes on one while its executor
+takes images and the edge's answers and DDS moves messages on the others.  One quota for the
+whole process would serialize them, and an answer would wait for the next frame's inference
+before the device takes it in.  :class:`RobotCpu` therefore has two groups on the robot core, each
+``k`` times slower than the core: the inference thread (named :data:`INFERENCE_THREAD` by the
+pipeline) in one, every other thread of the device process in the other.
 
 ``k`` is found in closed loop (:func:`calibrate_slowdown`): a thread of this process joins the
 quota's group on the robot core, times the full network once per camera period, and ``k`` is
@@ -20,10 +27,13 @@ from __future__ import annotations
 import math
 import os
 import threading
+import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
+from coinfer_device.core.thread_names import INFERENCE_THREAD
 from coinfer_edge.testbed.cgroup import CpuQuota
 
 TOLERANCE = 0.03  # a measured time within 3 % of the target ends the calibration
@@ -129,3 +139,65 @@ def thread_in(quota: CpuQuota, cpus: set[int] | None) -> Iterator[None]:
     finally:
         (quota.path.parent / 'tasks').write_text(str(tid))
         os.sched_setaffinity(0, previous)
+
+
+def thread_ids(pid: int, name: str, proc: Path = Path('/proc')) -> list[int]:
+    """Return the ids of the threads of process ``pid`` whose kernel name is ``name``."""
+    out = []
+    for task in (proc / str(pid) / 'task').glob('*'):
+        try:
+            if (task / 'comm').read_text().strip() == name:
+                out.append(int(task.name))
+        except (FileNotFoundError, ProcessLookupError):  # the thread ended meanwhile
+            continue
+    return sorted(out)
+
+
+class RobotCpu:
+    """The robot's two slow cores on one real core: the inference thread in one group, the rest in the other."""
+
+    def __init__(self) -> None:
+        """Describe both groups; they are created by ``__enter__``."""
+        self.inference = CpuQuota(1.0)
+        self.rest = CpuQuota(1.0)
+
+    def __enter__(self) -> RobotCpu:
+        self.inference.create()
+        try:
+            self.rest.create()
+        except BaseException:
+            self.inference.remove()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self.rest.remove()
+        finally:
+            self.inference.remove()
+
+    def set_slowdown(self, factor: float) -> None:
+        """Make both cores ``factor`` times slower than the real core."""
+        for group in (self.inference, self.rest):
+            group.set_slowdown(factor)
+
+    def release(self) -> None:
+        """Lift both limits (e.g. before stopping the node: its shutdown is not measured)."""
+        for group in (self.inference, self.rest):
+            group.set_fraction(None)
+
+    def place(self, pid: int, timeout_s: float = 10.0) -> int:
+        """Put process ``pid`` in the rest group and its inference thread in the inference group; return its id.
+
+        Raises RuntimeError when no thread named :data:`INFERENCE_THREAD` appears within ``timeout_s``.
+        """
+        self.rest.add(pid)
+        deadline = time.monotonic() + timeout_s
+        while not (tids := thread_ids(pid, INFERENCE_THREAD)):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f'process {pid} has no thread named {INFERENCE_THREAD!r} (is it device_node, '
+                                   'and active?)')
+            time.sleep(0.05)
+        for tid in tids:
+            self.inference.add_thread(tid)
+        return tids[0]
