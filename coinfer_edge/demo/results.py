@@ -164,11 +164,13 @@ def physical_ratios(run: Run) -> list[dict[str, Any]]:
     + tail compute (measured on the edge): what the frame would take with no framework in the way.
     ``link_load`` is the offered load (payload bits x camera rate / link rate): at 1 or more the link
     cannot carry every frame, frames queue, and the ratio measures the queue, not the framework.
+    ``device_load`` is the same for the robot's inference thread (device time x camera rate): at 1 or
+    more a frame waits for the previous one's head.
     """
     out = []
     for i, step in enumerate(run.doc['steps']):
         lo, hi = i * run.doc['step_s'] + STEADY_AFTER_S, (i + 1) * run.doc['step_s']
-        ratios, totals, physical, sizes, parts = [], [], [], [], []
+        ratios, totals, physical, sizes, parts, device = [], [], [], [], [], []
         for r, (_, raw) in zip(run.records, run.streams.results):
             if r.source != 'edge' or not lo <= r.t_s < min(hi, run.duration_s):
                 continue
@@ -178,13 +180,15 @@ def physical_ratios(run: Run) -> list[dict[str, Any]]:
             totals.append(r.total_ms)
             physical.append(phys)
             sizes.append(r.payload_bytes)
+            device.append(r.device_ms)
             serialization = 8.0 * r.payload_bytes / (step['mbps'] * 1e3)
             parts.append((r.device_ms - raw.device_compute_ms, r.transfer_ms - serialization - step['rtt_ms'],
                           r.edge_ms - raw.edge_compute_ms, r.total_ms - r.device_ms - r.transfer_ms - r.edge_ms))
         if ratios:
             offered = 8.0 * float(np.median(sizes)) * run.doc['rate_hz'] / (step['mbps'] * 1e6)
             out.append({'step': step['name'], 'mbps': step['mbps'], 'rtt_ms': step['rtt_ms'], 'frames': len(ratios),
-                        'link_load': offered, **dict(zip(OVERHEAD_PARTS, np.median(np.array(parts), axis=0))),
+                        'link_load': offered, 'device_load': float(np.median(device)) * run.doc['rate_hz'] / 1e3,
+                        **dict(zip(OVERHEAD_PARTS, np.median(np.array(parts), axis=0))),
                         'measured_ms': float(np.median(totals)), 'physical_ms': float(np.median(physical)),
                         'ratio': float(np.median(ratios))})
     return out
@@ -199,7 +203,7 @@ def pooled_physical_ratios(runs: Sequence[Run]) -> list[dict[str, Any]]:
     out = []
     for rows in per_step.values():
         merged = {k: float(np.median([r[k] for r in rows]))
-                  for k in ('link_load', 'measured_ms', 'physical_ms', 'ratio', *OVERHEAD_PARTS)}
+                  for k in ('link_load', 'device_load', 'measured_ms', 'physical_ms', 'ratio', *OVERHEAD_PARTS)}
         ratios = sorted(r['ratio'] for r in rows)
         merged.update(step=rows[0]['step'], mbps=rows[0]['mbps'], rtt_ms=rows[0]['rtt_ms'],
                       frames=sum(r['frames'] for r in rows),
@@ -371,20 +375,22 @@ def write_report(folder: Path, report: Path, profile: Profile | None = None) -> 
         '',
     ]
     phys_rows = [(group[0].policy.label, r['step'], f'{r["mbps"]:g}', f'{r["rtt_ms"]:g}', f'{r["link_load"]:.2f}',
-                  str(r['frames']), f'{r["measured_ms"]:.1f}', f'{r["physical_ms"]:.1f}', f'{r["ratio"]:.2f}',
-                  r['ratio_range']) + tuple(f'{r[k]:.1f}' for k in OVERHEAD_PARTS)
+                  f'{r["device_load"]:.2f}', str(r['frames']), f'{r["measured_ms"]:.1f}', f'{r["physical_ms"]:.1f}',
+                  f'{r["ratio"]:.2f}', r['ratio_range']) + tuple(f'{r[k]:.1f}' for k in OVERHEAD_PARTS)
                  for group in groups.values() if group[0].policy.node_params.get('policy') == 'fixed'
                  for r in pooled_physical_ratios(group)]
-    lines += [table(('action', 'step', 'Mbit/s', 'RTT ms', 'link load', 'frames', 'measured ms', 'physical ms',
-                     'ratio', 'ratio per round', 'device extra', 'link extra', 'edge extra', 'other'),
-                    phys_rows, [False, False] + [True] * 7 + [False] + [True] * 4)
+    lines += [table(('action', 'step', 'Mbit/s', 'RTT ms', 'link load', 'device load', 'frames', 'measured ms',
+                     'physical ms', 'ratio', 'ratio per round', 'device extra', 'link extra', 'edge extra', 'other'),
+                    phys_rows, [False, False] + [True] * 8 + [False] + [True] * 4)
               if phys_rows else 'No fixed remote action ran.',
               '', 'Per action and step: the median over the rounds of each round\'s median (frames: all rounds). '
               'Link load = payload bits x camera rate / link rate: from 1 on the link cannot carry every frame and '
-              'the ratio measures the queue. Where the rest goes (medians, ms): *device extra* = device time besides '
-              'the model (image conversion, encoding, publication, the CPU quota\'s waits); *link extra* = round trip '
-              'besides serialization and RTT (DDS, executors, queueing); *edge extra* = edge time besides the model '
-              '(decoding, hand-offs); *other* = the frame\'s wait for the device worker and the rest.', '']
+              'the ratio measures the queue; device load = the device\'s time per frame x camera rate: from 1 on a '
+              'frame waits for the previous one\'s head (in *other*). Where the rest goes (medians, ms): '
+              '*device extra* = device time besides the model (image conversion, encoding, publication, the CPU '
+              'quota\'s waits); *link extra* = round trip besides serialization and RTT (DDS, executors, queueing); '
+              '*edge extra* = edge time besides the model (decoding, hand-offs); *other* = the frame\'s wait for the '
+              'device worker and the rest.', '']
     acc_rows = []
     for run in runs:
         a = accounting(run)
