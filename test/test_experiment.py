@@ -176,3 +176,30 @@ def test_rounds_are_grouped_per_policy_and_sacd_is_paired_with_each_policy_by_ro
     assert duels['E0/LOCAL']['worst_diff'] == pytest.approx(-0.02)
     assert duels['RULE']['won'] == 2 and duels['RULE']['worst_diff'] == pytest.approx(0.05)
     assert results.head_to_head({'rule': groups['rule']}, None, None) == []   # no SAC-d run: nothing to pair
+
+
+def test_a_trace_step_replays_a_mahimahi_trace_every_half_second(tmp_path):
+    from coinfer_edge.demo.experiment import MIN_TRACE_MBPS, trace_step
+    # 8 packets of 1500 B in each of the first two 0.5 s windows (0.192 Mbit/s), none in the third, 40 in the fourth
+    stamps = [10] * 8 + [600] * 8 + [1600] * 40
+    trace = tmp_path / 'link.up'
+    trace.write_text('\n'.join(map(str, stamps)) + '\n')
+    step = trace_step(trace, offset_s=0.0, duration_s=2.0, rtt_ms=40.0)
+    assert step.trace_mbps == pytest.approx((0.192, 0.192, 0.0, 0.96))
+    assert step.mbps == pytest.approx((0.192 * 2 + 0.96) / 4) and step.rtt_ms == 40.0 and 'link.up' in step.name
+    assert step.rate_at(0.2) == pytest.approx(0.192) and step.rate_at(1.7) == pytest.approx(0.96)
+    assert step.rate_at(1.2) == MIN_TRACE_MBPS          # no capacity: a trickle, tbf needs a rate
+    assert step.rate_at(9.0) == pytest.approx(0.96)     # past the end: the last window
+    assert trace_step(trace, offset_s=1.0, duration_s=1.0, rtt_ms=40.0).trace_mbps == pytest.approx((0.0, 0.96))
+    with pytest.raises(ValueError, match='cannot replay'):
+        trace_step(trace, offset_s=1.0, duration_s=2.0, rtt_ms=40.0)
+
+
+def test_a_bad_link_trace_is_one_clear_line(monkeypatch, capsys, tmp_path):
+    from coinfer_edge.demo import experiment
+    from coinfer_edge.testbed import netns
+    monkeypatch.setattr(netns.os, 'geteuid', lambda: 0)
+    missing = tmp_path / 'nothing.up'
+    assert experiment.main(['--policies', 'sacd', '--link-trace', str(missing)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('coinfer-experiment: error: --link-trace:') and '\n' not in err

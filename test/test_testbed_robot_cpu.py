@@ -145,7 +145,7 @@ def test_the_inference_thread_gets_its_own_slow_core_and_the_rest_the_other(work
     proc = worker_process('named')
     with RobotCpu() as robot:
         robot.set_slowdown(5.0)
-        tid = robot.place(proc.pid)
+        tid = robot.place(proc.pid, INFERENCE_THREAD)
         assert thread_ids(proc.pid, INFERENCE_THREAD) == [tid] and tid != proc.pid
         inference = (robot.inference.path / 'tasks').read_text().split()
         rest = (robot.rest.path / 'tasks').read_text().split()
@@ -163,4 +163,4 @@ def test_a_process_without_an_inference_thread_is_one_clear_error(worker_process
     testbed_support.require_root('the robot CPU tests (cgroups)')
     proc = worker_process('unnamed')
     with RobotCpu() as robot, pytest.raises(RuntimeError, match=INFERENCE_THREAD):
-        robot.place(proc.pid, timeout_s=0.3)
+        robot.place(proc.pid, INFERENCE_THREAD, timeout_s=0.3)

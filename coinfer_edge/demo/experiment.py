@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import signal
 import sys
 import threading
@@ -37,11 +38,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import psutil
 import yaml
 
 from coinfer_device.core.paths import DEFAULT_MODEL, SHIPPED_FILES, shipped
 from coinfer_device.core.profile import Profile
+from coinfer_device.core.thread_names import INFERENCE_THREAD
 from coinfer_device.ros.conventions import FRAME_COUNTS_MARKER
 from coinfer_edge.core.policy import PolicyObjective, default_policy_path
 from coinfer_edge.demo.compare import DEFAULT_POLICIES, CompareError, PolicyRun, policy_runs
@@ -77,11 +80,34 @@ class Step:
     device_load: float = 0.0
     edge_load: float = 0.0
     link_up: bool = True
+    trace_mbps: tuple[float, ...] = ()  # if set, the rate follows these, one per trace_dt_s (mbps: their mean)
+    trace_dt_s: float = 0.5
 
     def __post_init__(self) -> None:
         if (not self.mbps > 0 or not self.rtt_ms >= 0 or not 0.0 <= self.device_load < 1.0
-                or not 0.0 <= self.edge_load < 1.0):
+                or not 0.0 <= self.edge_load < 1.0 or not self.trace_dt_s > 0
+                or any(not v >= 0 for v in self.trace_mbps)):
             raise ValueError(f'bad scenario step {self}')
+
+    def rate_at(self, t_s: float) -> float:
+        """Return the link rate [Mbit/s] ``t_s`` seconds into the step (a trace's zero capacity: a trickle)."""
+        if not self.trace_mbps:
+            return self.mbps
+        return max(self.trace_mbps[min(max(int(t_s // self.trace_dt_s), 0), len(self.trace_mbps) - 1)],
+                   MIN_TRACE_MBPS)
+
+
+def trace_step(path: Path, offset_s: float, duration_s: float, rtt_ms: float, dt_s: float = 0.5) -> Step:
+    """Return a step whose link rate replays ``duration_s`` of a bandwidth trace (mahimahi or CSV) from ``offset_s``."""
+    from coinfer_edge.core.traces import load_trace
+
+    rates = load_trace(path, dt_s).bandwidth_mbps
+    first, count = int(round(offset_s / dt_s)), int(math.ceil(duration_s / dt_s))
+    if offset_s < 0 or first + count > len(rates):
+        raise ValueError(f'{path}: {len(rates) * dt_s:g} s long, cannot replay {duration_s:g} s from {offset_s:g} s')
+    window = tuple(float(v) for v in rates[first:first + count])
+    return Step(f'trace {Path(path).name} @{offset_s:g} s', max(float(np.mean(window)), MIN_TRACE_MBPS), rtt_ms,
+                trace_mbps=window, trace_dt_s=dt_s)
 
 
 SCENARIOS = {
@@ -98,6 +124,7 @@ SCENARIOS = {
     'soak': (Step('steady WiFi', 25.0, 4.0),),
 }
 RSS_EVERY_S = 5.0
+MIN_TRACE_MBPS = 0.05  # tbf needs a rate: a trace's windows without capacity become this trickle
 DRAIN_S = 1.5  # after the device stopped: its last results cross the slowest link of a scenario
 
 
@@ -141,6 +168,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument('--device-factor', type=float, default=None, metavar='K',
                    help="robot CPU: K times slower than its core here (default: calibrated in closed loop before "
                         "every run to the policy's Pi)")
+    p.add_argument('--link-trace', type=Path, default=None, metavar='FILE',
+                   help='append a step whose link rate replays this bandwidth trace (mahimahi or CSV, e.g. '
+                        '../shared/traces/cellular/TMobile-LTE-short.up) every 0.5 s')
+    p.add_argument('--trace-offset-s', type=float, default=0.0, help='with --link-trace: start this far into it')
+    p.add_argument('--trace-rtt-ms', type=float, default=40.0, help='with --link-trace: the RTT (default 40 ms)')
     p.add_argument('--repeats', type=int, default=1, metavar='N',
                    help='run every policy N times, in N rounds over the policies (default 1; make experiment: 3)')
     args = p.parse_args(argv)
@@ -260,7 +292,7 @@ def run_policy(setting: Setting, run: PolicyRun, repeat: int, domain: int, stop:
             graph.start(['recorder', *EDGE_SIDE], STARTUP_TIMEOUT_S, stop)
             graph.start(['link_monitor', 'cpu_monitor', 'device'], STARTUP_TIMEOUT_S, stop)
             robot_cpu.set_slowdown(setting.device_factor / (1.0 - first.device_load))
-            robot_cpu.place(graph['device'].pid)
+            robot_cpu.place(graph['device'].pid, INFERENCE_THREAD)
             edge_quota.add(graph['edge'].pid)
             graph.start(['camera'], STARTUP_TIMEOUT_S, stop)
             doc['t0_ns'] = time.time_ns()
@@ -270,13 +302,18 @@ def run_policy(setting: Setting, run: PolicyRun, repeat: int, domain: int, stop:
                 apply_step(step, bed, robot_cpu, edge_quota, setting.device_factor)
                 print(f'  t={time.monotonic() - start:5.1f}s step {i + 1}/{len(setting.steps)}: {describe(step)}',
                       flush=True)
-                end = start + (i + 1) * setting.step_s
+                begin, end = start + i * setting.step_s, start + (i + 1) * setting.step_s
+                rate = step.rate_at(0.0)
                 while time.monotonic() < end:
                     dead = [label for label, p in graph.nodes.items() if not p.alive()]
                     if dead:
                         raise RuntimeError(f'{dead[0]} stopped unexpectedly:\n{graph[dead[0]].tail(15)}')
                     rss.sample(time.monotonic() - start)
-                    if stop.wait(min(0.5, max(end - time.monotonic(), 0.0))):
+                    if step.trace_mbps and step.link_up and step.rate_at(time.monotonic() - begin) != rate:
+                        rate = step.rate_at(time.monotonic() - begin)
+                        bed.set_rate('both', rate)
+                    tick = min(0.5, step.trace_dt_s / 2) if step.trace_mbps else 0.5
+                    if stop.wait(min(tick, max(end - time.monotonic(), 0.0))):
                         raise KeyboardInterrupt
             doc['ran_s'] = time.monotonic() - start
             doc['rss_mb'] = rss.samples
@@ -313,7 +350,7 @@ def apply_step(step: Step, bed: Testbed, robot_cpu: RobotCpu, edge_quota: CpuQuo
     """Set the link (rate, delay, up or cut) and both hosts' CPU shares of ``step``."""
     if step.link_up:
         bed.link_up()
-        bed.set_rate('both', step.mbps)
+        bed.set_rate('both', step.rate_at(0.0))
     else:
         bed.link_down()
     bed.set_delay(step.rtt_ms / 2)
@@ -323,7 +360,8 @@ def apply_step(step: Step, bed: Testbed, robot_cpu: RobotCpu, edge_quota: CpuQuo
 
 def describe(step: Step) -> str:
     """Return one line for the progress output."""
-    link = f'{step.mbps:g} Mbit/s, RTT {step.rtt_ms:g} ms' if step.link_up else 'link cut'
+    rate = f'{step.mbps:.3g} Mbit/s on average (trace)' if step.trace_mbps else f'{step.mbps:g} Mbit/s'
+    link = f'{rate}, RTT {step.rtt_ms:g} ms' if step.link_up else 'link cut'
     return f'{step.name}: {link}, robot CPU load {step.device_load:g}, edge CPU load {step.edge_load:g}'
 
 
@@ -369,6 +407,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     model, profile, policy_file = files.checkpoint, files.profile, default_policy_path(args.shipped)
     scenario = SCENARIOS[args.scenario]
     steps = scenario[:args.steps] if args.steps else scenario
+    if args.link_trace is not None:
+        try:
+            steps = (*steps, trace_step(args.link_trace, args.trace_offset_s, args.step_s, args.trace_rtt_ms))
+        except (OSError, ValueError) as exc:
+            print(f'{PROG}: error: --link-trace: {exc}', file=sys.stderr)
+            return 2
     objective = PolicyObjective.read(policy_file)
     loaded_profile = Profile.load(profile)
     try:

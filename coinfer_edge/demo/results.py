@@ -169,6 +169,8 @@ def physical_ratios(run: Run) -> list[dict[str, Any]]:
     """
     out = []
     for i, step in enumerate(run.doc['steps']):
+        if step.get('trace_mbps'):  # the rate changes within the step: no steady state
+            continue
         lo, hi = i * run.doc['step_s'] + STEADY_AFTER_S, (i + 1) * run.doc['step_s']
         ratios, totals, physical, sizes, parts, device = [], [], [], [], [], []
         for r, (_, raw) in zip(run.records, run.streams.results):
@@ -343,7 +345,8 @@ def write_report(folder: Path, report: Path, profile: Profile | None = None) -> 
         f'runs once, in the same order), each run the same scenario of {len(steps)} steps of {first["step_s"]:g} s:',
         '',
         table(('step', 'link Mbit/s', 'RTT ms', 'robot CPU load', 'edge CPU load'),
-              [(s['name'], f'{s["mbps"]:g}' if s.get('link_up', True) else 'cut', f'{s["rtt_ms"]:g}',
+              [(s['name'], ('cut' if not s.get('link_up', True) else f'{s["mbps"]:.3g} (trace mean)'
+                            if s.get('trace_mbps') else f'{s["mbps"]:g}'), f'{s["rtt_ms"]:g}',
                 f'{s["device_load"]:g}', f'{s.get("edge_load", 0.0):g}') for s in steps],
               [False, True, True, True, True]),
         '',

@@ -13,8 +13,9 @@ A Pi 4 has four cores: the device node's inference thread computes on one while 
 takes images and the edge's answers and DDS moves messages on the others.  One quota for the
 whole process would serialize them, and an answer would wait for the next frame's inference
 before the device takes it in.  :class:`RobotCpu` therefore has two groups on the robot core, each
-``k`` times slower than the core: the inference thread (named :data:`INFERENCE_THREAD` by the
-pipeline) in one, every other thread of the device process in the other.
+``k`` times slower than the core: the inference thread (the pipeline names it ``coinfer-infer``,
+:data:`coinfer_device.core.thread_names.INFERENCE_THREAD`) in one, every other thread of the
+device process in the other.
 
 ``k`` is found in closed loop (:func:`calibrate_slowdown`): a thread of this process joins the
 quota's group on the robot core, times the full network once per camera period, and ``k`` is
@@ -33,7 +34,6 @@ from dataclasses import dataclass, field
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from coinfer_device.core.thread_names import INFERENCE_THREAD
 from coinfer_edge.testbed.cgroup import CpuQuota
 
 TOLERANCE = 0.03  # a measured time within 3 % of the target ends the calibration
@@ -186,16 +186,16 @@ class RobotCpu:
         for group in (self.inference, self.rest):
             group.set_fraction(None)
 
-    def place(self, pid: int, timeout_s: float = 10.0) -> int:
-        """Put process ``pid`` in the rest group and its inference thread in the inference group; return its id.
+    def place(self, pid: int, inference_thread: str, timeout_s: float = 10.0) -> int:
+        """Put process ``pid`` in the rest group and its thread named ``inference_thread`` in the inference group.
 
-        Raises RuntimeError when no thread named :data:`INFERENCE_THREAD` appears within ``timeout_s``.
+        Returns that thread's id; raises RuntimeError when no such thread appears within ``timeout_s``.
         """
         self.rest.add(pid)
         deadline = time.monotonic() + timeout_s
-        while not (tids := thread_ids(pid, INFERENCE_THREAD)):
+        while not (tids := thread_ids(pid, inference_thread)):
             if time.monotonic() > deadline:
-                raise RuntimeError(f'process {pid} has no thread named {INFERENCE_THREAD!r} (is it device_node, '
+                raise RuntimeError(f'process {pid} has no thread named {inference_thread!r} (is it device_node, '
                                    'and active?)')
             time.sleep(0.05)
         for tid in tids:
