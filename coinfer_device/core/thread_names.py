@@ -11,7 +11,6 @@ unless the thread renames itself.  The device's inference thread does, so a user
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 
 INFERENCE_THREAD = 'coinfer-infer'
@@ -25,7 +24,9 @@ def name_this_thread(name: str) -> bool:
     if not sys.platform.startswith('linux'):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6', use_errno=True)
+        # The interpreter's own symbols include libc's prctl: no library search (find_library runs ldconfig in a
+        # subprocess, which a thread of a running node should not do).
+        libc = ctypes.CDLL(None, use_errno=True)
         return libc.prctl(_PR_SET_NAME, name.encode()[:_MAX_LEN], 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False

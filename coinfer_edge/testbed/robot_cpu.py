@@ -29,9 +29,9 @@ import math
 import os
 import threading
 import time
-from pathlib import Path
-from dataclasses import dataclass, field
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterator
 
 from coinfer_edge.testbed.cgroup import CpuQuota
