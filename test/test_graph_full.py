@@ -148,10 +148,10 @@ def test_bandwidth_stays_measured_while_the_policy_sends_small_frames(graph, pro
 def test_policy_closes_the_loop_and_every_node_reports(graph, probe):
     results = probe.results()
     annotated = probe.images('coinfer/annotated')
+    decisions = probe.decisions()   # before the policy starts: every decision it publishes is seen
     policy = graph.add('policy', 'policy_node', params_files=[config_file('policy.yaml')],
                        params={'policy': 'rule', 'profile_path': str(profile_file())})
     policy.start().wait_ready(60.0)
-    decisions = probe.decisions()
     assert decisions.wait(lambda items: len(items) >= 5, 20.0), policy.tail()
     start = len(results)
     assert results.wait(lambda items: sum(r.value.fallback == rec.FALLBACK_NONE for r in items) >= 10, 20.0, start)
