@@ -157,7 +157,7 @@ def test_rss_growth_is_measured_after_the_warm_up():
     assert rss_growth(run, warmup_s=700.0) == {}
 
 
-def test_rounds_are_grouped_per_policy_and_sacd_is_paired_with_each_policy_by_round(monkeypatch):
+def test_rounds_are_grouped_per_policy_and_sacd_is_paired_with_each_policy_by_round():
     from types import SimpleNamespace
     from coinfer_edge.demo import results
 
@@ -169,13 +169,12 @@ def test_rounds_are_grouped_per_policy_and_sacd_is_paired_with_each_policy_by_ro
     assert list(groups) == ['sacd', 'e0/local', 'rule']
     assert [r.doc['repeat'] for r in groups['e0/local']] == [1, 2]
     rewards = {'sacd': {1: 0.80, 2: 0.70}, 'e0/local': {1: 0.75, 2: 0.72}, 'rule': {1: 0.60, 2: 0.65}}
-    monkeypatch.setattr(results, 'round_rewards', lambda rs, *_: rewards[rs[0].policy.name])
-    duels = {d['policy']: d for d in results.head_to_head(groups, None, None)}
+    duels = {d['policy']: d for d in results.head_to_head(groups, rewards)}
     assert duels['E0/LOCAL']['won'] == 1 and duels['E0/LOCAL']['rounds'] == 2
     assert duels['E0/LOCAL']['mean_diff'] == pytest.approx(0.015)
     assert duels['E0/LOCAL']['worst_diff'] == pytest.approx(-0.02)
     assert duels['RULE']['won'] == 2 and duels['RULE']['worst_diff'] == pytest.approx(0.05)
-    assert results.head_to_head({'rule': groups['rule']}, None, None) == []   # no SAC-d run: nothing to pair
+    assert results.head_to_head({'rule': groups['rule']}, rewards) == []   # no SAC-d run: nothing to pair
 
 
 def test_a_trace_step_replays_a_mahimahi_trace_every_half_second(tmp_path):

@@ -150,6 +150,15 @@ def _cell(value: float | None, fmt: str, scale: float = 1.0) -> str:
     return '-' if value is None or (isinstance(value, float) and math.isnan(value)) else format(value * scale, fmt)
 
 
+def adaptation_cell(adaptive: bool, seconds: float | None) -> str:
+    """Return the "adapts in" cell: ``-`` for a fixed policy, None = no step needed, NaN = did not settle."""
+    if not adaptive:
+        return '-'
+    if seconds is None:
+        return 'no step needed'
+    return 'did not settle' if math.isnan(seconds) else _cell(seconds, '.1f') + ' s'
+
+
 def format_comparison(rows: Sequence[tuple[PolicyRun, dict[str, Any]]]) -> str:
     """Return the comparison table (one row per policy) with the best mean reward marked."""
     best = max((m['mean_reward'] for _, m in rows if not math.isnan(m['mean_reward'])), default=math.nan)
@@ -161,9 +170,7 @@ def format_comparison(rows: Sequence[tuple[PolicyRun, dict[str, Any]]]) -> str:
         body.append((run.label + (' *' if m['mean_reward'] == best else ''), str(m['frames']),
                      _cell(m['accuracy'], '.3f'), _cell(m['p50_ms'], '.1f'), _cell(m['p95_ms'], '.1f'),
                      _cell(m['p99_ms'], '.1f'), _cell(m['deadline_hit'], '.1f', 100) + ' %',
-                     _cell(m['mean_reward'], '.4f'),
-                     ('-' if not run.adaptive else 'no step needed' if adapt is None
-                      else 'did not settle' if math.isnan(adapt) else _cell(adapt, '.1f') + ' s')))
+                     _cell(m['mean_reward'], '.4f'), adaptation_cell(run.adaptive, adapt)))
     return (table(header, body, [False] + [True] * (len(header) - 1))
             + '\n* = best mean reward. Reward = the policy objective of the profile accuracy of the action each frame '
               'ran and its measured latency; "adapts in" = the longest time from a bandwidth step to the first '

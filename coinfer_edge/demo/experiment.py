@@ -309,8 +309,9 @@ def run_policy(setting: Setting, run: PolicyRun, repeat: int, domain: int, stop:
                     if dead:
                         raise RuntimeError(f'{dead[0]} stopped unexpectedly:\n{graph[dead[0]].tail(15)}')
                     rss.sample(time.monotonic() - start)
-                    if step.trace_mbps and step.link_up and step.rate_at(time.monotonic() - begin) != rate:
-                        rate = step.rate_at(time.monotonic() - begin)
+                    wanted = step.rate_at(time.monotonic() - begin)
+                    if step.trace_mbps and step.link_up and wanted != rate:
+                        rate = wanted
                         bed.set_rate('both', rate)
                     tick = min(0.5, step.trace_dt_s / 2) if step.trace_mbps else 0.5
                     if stop.wait(min(tick, max(end - time.monotonic(), 0.0))):

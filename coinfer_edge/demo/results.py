@@ -34,8 +34,8 @@ from coinfer_device.core.profile import Profile
 from coinfer_device.core.recording import Streams, load_recording
 from coinfer_edge.core.decision import RewardConfig
 from coinfer_edge.core.policy import PolicyObjective
-from coinfer_edge.demo.compare import (COMPARISON_PLOTS, PolicyRun, adaptation_times, frame_rewards, live_metrics,
-                                       worst_adaptation_s, write_comparison_plots)
+from coinfer_edge.demo.compare import (COMPARISON_PLOTS, PolicyRun, adaptation_cell, adaptation_times, frame_rewards,
+                                       live_metrics, worst_adaptation_s, write_comparison_plots)
 from coinfer_edge.demo.report import FrameRecord, fmt_num, fmt_pct, frame_records, table
 
 PROG = 'coinfer-experiment-report'
@@ -276,27 +276,29 @@ def round_rewards(runs: Sequence[Run], reward: RewardConfig, profile: Profile) -
             for run in runs}
 
 
-def policy_summary(groups: dict[str, list[Run]], reward: RewardConfig, profile: Profile) -> str:
-    """Return the per-policy table over all rounds: pooled frames, mean reward per round (mean, sd, range)."""
+def policy_summary(groups: dict[str, list[Run]], rewards: dict[str, dict[int, float]], reward: RewardConfig,
+                   profile: Profile) -> str:
+    """Return the per-policy table over all rounds: pooled frames, mean reward per round (mean, sd, range).
+
+    ``rewards`` is every policy's :func:`round_rewards`.
+    """
     rows = []
-    for runs in groups.values():
+    for name, runs in groups.items():
         pooled = live_metrics([r for run in runs for r in in_scenario(run)], reward, profile.accuracy_of)
-        per_round = list(round_rewards(runs, reward, profile).values())
         adapt = [worst_adaptation_s(adaptation_times(run.decisions, run.schedule, run.duration_s)) for run in runs]
-        rows.append((runs[0].policy, pooled, per_round, adapt))
+        rows.append((runs[0].policy, pooled, list(rewards[name].values()), adapt))
     best = max(float(np.mean(r)) for _, _, r, _ in rows)
     body = []
     for policy, m, per_round, adapt in rows:
         mean = float(np.mean(per_round))
         spread = (f'{np.std(per_round, ddof=1):.4f}' if len(per_round) > 1 else '-')
         settled = [a for a in adapt if a is not None]
-        adapts = ('-' if not policy.adaptive else 'no step needed' if not settled
-                  else 'did not settle' if any(math.isnan(a) for a in settled) else f'{max(settled):.1f} s')
+        worst = None if not settled else math.nan if any(math.isnan(a) for a in settled) else max(settled)
         body.append((policy.label + (' *' if mean == best else ''), str(len(per_round)),
                      str(round(m['frames'] / len(per_round))), fmt_num(m['accuracy'], '.3f'),
                      fmt_num(m['p50_ms'], '.1f'), fmt_num(m['p95_ms'], '.1f'), fmt_num(m['p99_ms'], '.1f'),
                      fmt_pct(m['deadline_hit']), f'{mean:.4f}', spread,
-                     f'{min(per_round):.4f}-{max(per_round):.4f}', adapts))
+                     f'{min(per_round):.4f}-{max(per_round):.4f}', adaptation_cell(policy.adaptive, worst)))
     return (table(('policy', 'rounds', 'frames per round', 'accuracy', 'p50 ms', 'p95 ms', 'p99 ms', 'deadline hits',
                    'mean reward', 'sd over rounds', 'range over rounds', 'adapts in'),
                   body, [False] + [True] * 10 + [False])
@@ -306,17 +308,20 @@ def policy_summary(groups: dict[str, list[Run]], reward: RewardConfig, profile: 
               "bandwidth step to the first decision of the step's settled choice.")
 
 
-def head_to_head(groups: dict[str, list[Run]], reward: RewardConfig, profile: Profile,
+def head_to_head(groups: dict[str, list[Run]], rewards: dict[str, dict[int, float]],
                  contender: str = 'sacd') -> list[dict[str, Any]]:
-    """Return ``contender`` against every other policy, paired by round: rounds won, mean and worst difference."""
+    """Return ``contender`` against every other policy, paired by round: rounds won, mean and worst difference.
+
+    ``rewards`` is every policy's :func:`round_rewards`.
+    """
     if contender not in groups:
         return []
-    mine = round_rewards(groups[contender], reward, profile)
+    mine = rewards[contender]
     out = []
     for name, runs in groups.items():
         if name == contender:
             continue
-        theirs = round_rewards(runs, reward, profile)
+        theirs = rewards[name]
         diffs = [mine[k] - theirs[k] for k in sorted(mine.keys() & theirs.keys())]
         if diffs:
             out.append({'policy': runs[0].policy.label, 'rounds': len(diffs), 'won': sum(d > 0 for d in diffs),
@@ -334,6 +339,7 @@ def write_report(folder: Path, report: Path, profile: Profile | None = None) -> 
     steps = first['steps']
     rounds = max(len(g) for g in groups.values())
     details = {name: step_details(group, reward, profile) for name, group in groups.items()}
+    rewards = {name: round_rewards(group, reward, profile) for name, group in groups.items()}
     lines = [
         '# Results: every policy end to end on two emulated hosts',
         '',
@@ -352,10 +358,10 @@ def write_report(folder: Path, report: Path, profile: Profile | None = None) -> 
         '',
         '## Per policy',
         '',
-        policy_summary(groups, reward, profile),
+        policy_summary(groups, rewards, reward, profile),
         '',
     ]
-    duels = head_to_head(groups, reward, profile)
+    duels = head_to_head(groups, rewards)
     if duels:
         lines += ['SAC-d against every other policy, round by round (the runs of one round are minutes apart):', '',
                   table(('policy', 'rounds SAC-d earned more', 'mean difference', 'smallest difference'),
