@@ -89,3 +89,12 @@ def test_bad_settings_are_refused(bad):
         ShieldConfig(**bad)
     with pytest.raises(ValueError):
         ShieldConfig.from_dict({'windw': 3})
+
+
+def test_results_of_actions_outside_the_table_are_counted_and_ignored():
+    shield = DeadlineShield(actions=[E0_LOCAL, E1_LOCAL])
+    feed(shield, RAW, 'xxxxxxxx', 0.0)            # e.g. a foreign or malformed publisher: no history, no block
+    assert shield.foreign_results == 8 and shield.blocks_total == 0 and not shield.is_blocked(RAW, 1.0)
+    assert RAW not in shield._results
+    feed(shield, E1_LOCAL, 'xxxxx', 2.0)          # the table's actions are judged as before
+    assert shield.blocks_total == 1

@@ -59,16 +59,25 @@ class _Block:
 class DeadlineShield:
     """Blocks actions whose recent results missed the deadline too often (see the module docstring)."""
 
-    def __init__(self, config: ShieldConfig | None = None) -> None:
-        """Start with nothing recorded and nothing blocked."""
+    def __init__(self, config: ShieldConfig | None = None, actions: Sequence[Action] | None = None) -> None:
+        """Start with nothing recorded and nothing blocked; results of actions outside ``actions`` are ignored.
+
+        The results come off the wire: without an action table any ``(exit, partition, bits)`` a
+        publisher sends would get its own history, so memory would grow with the distinct actions seen.
+        """
         self.config = config or ShieldConfig()
+        self._known = None if actions is None else frozenset(actions)
         self._results: dict[Action, deque[tuple[float, bool]]] = {}
         self._blocks: dict[Action, _Block] = {}
         self.blocks_total = 0
+        self.foreign_results = 0  # results of actions outside the table (ignored)
 
     def record(self, action: Action, deadline_met: bool, now_s: float) -> bool:
         """Record one result of ``action``; return True when this result blocks the action."""
         cfg = self.config
+        if self._known is not None and action not in self._known:
+            self.foreign_results += 1
+            return False
         if self.is_blocked(action, now_s):
             return False  # results of frames decided before the block: already judged
         results = self._results.setdefault(action, deque(maxlen=cfg.window))

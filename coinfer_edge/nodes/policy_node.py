@@ -149,7 +149,7 @@ class PolicyNode(ManagedNode):
         self.deadline_ms = self.p['deadline_ms'] or self.policy.reward_config.deadline_ms
         if self.p['shield.enabled'] and self.p['policy'] != 'fixed':
             self.shield = DeadlineShield(ShieldConfig(max_miss_rate=self.p['shield.max_miss_rate'],
-                                                      hold_s=self.p['shield.hold_s']))
+                                                      hold_s=self.p['shield.hold_s']), self.actions)
         self.pub = self.own(rp.create_publisher(self, Int32MultiArray, 'coinfer/decision', self.p, 'decision'))
         for key, topic in (('bandwidth_mbps', 'coinfer/link/bandwidth_mbps'), ('rtt_ms', 'coinfer/link/rtt_ms'),
                            ('device_slowdown', 'coinfer/device/compute_slowdown'),
@@ -276,6 +276,7 @@ class PolicyNode(ManagedNode):
         if self.shield is not None:
             values['shield_blocked'] = ' '.join(a.label() for a in self.shield.blocked(now)) or 'none'
             values['shield_blocks'] = self.shield.blocks_total
+            values['shield_foreign_results'] = self.shield.foreign_results
         stale = []
         for key in ('bandwidth_mbps', 'rtt_ms', 'device_slowdown', 'edge_slowdown', 'recent_latency_ms'):
             item = self.inputs.get(key)
